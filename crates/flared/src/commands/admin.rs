@@ -1,0 +1,30 @@
+//! `ping`, `kill`.
+
+use bytes::BytesMut;
+use flare_proto::reply;
+
+use super::Next;
+use crate::node::Node;
+use crate::registry::ConnSlot;
+
+pub fn ping(node: &Node, out: &mut BytesMut) {
+    if node.storage_failed() {
+        out.extend_from_slice(reply::STORAGE_ERROR);
+    } else {
+        out.extend_from_slice(reply::OK);
+    }
+}
+
+/// `kill <id>`: close another connection, or this one after `OK`.
+pub fn kill(node: &Node, conn: &ConnSlot, id: u32, out: &mut BytesMut) -> Next {
+    if id == conn.id {
+        out.extend_from_slice(reply::OK);
+        return Next::Close;
+    }
+    if node.registry.kill(id) {
+        out.extend_from_slice(reply::OK);
+    } else {
+        out.extend_from_slice(reply::THREAD_NOT_FOUND);
+    }
+    Next::Continue
+}

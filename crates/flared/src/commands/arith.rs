@@ -1,0 +1,35 @@
+//! `incr`, `decr`.
+
+use bytes::BytesMut;
+use flare_proto::reply;
+use flare_storage::ArithOutcome;
+
+use crate::node::{now, Node};
+use crate::stats::inc;
+
+pub fn apply(node: &Node, incr: bool, key: &[u8], delta: u64, noreply: bool, out: &mut BytesMut) {
+    let c = &node.counters;
+    let (hits, misses) = if incr {
+        (&c.incr_hits, &c.incr_misses)
+    } else {
+        (&c.decr_hits, &c.decr_misses)
+    };
+    match node.store.arith(key, delta, incr, now()) {
+        Ok(ArithOutcome::Value { value, .. }) => {
+            inc(hits);
+            if !noreply {
+                reply::number_line(out, value);
+            }
+        }
+        Ok(ArithOutcome::NotFound) => {
+            inc(misses);
+            if !noreply {
+                out.extend_from_slice(reply::NOT_FOUND);
+            }
+        }
+        Err(e) => {
+            node.fail_storage(if incr { "incr" } else { "decr" }, &e);
+            out.extend_from_slice(reply::IO_ERROR);
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! One module per command (family): each applies the request to the node and
+//! encodes the reply. [`execute`] is the single entry point, used alike for
+//! direct clients and requests arriving from other nodes.
+
+mod admin;
+mod arith;
+mod delete;
+mod dump;
+mod flush_all;
+mod get;
+mod keys;
+mod node_sync;
+mod show;
+mod stats;
+mod storage;
+mod touch;
+
+use bytes::BytesMut;
+use flare_proto::reply;
+use flare_proto::Request;
+
+pub use dump::{run_dump, DumpJob};
+
+use crate::node::Node;
+use crate::registry::ConnSlot;
+
+/// What the connection does after a command.
+pub enum Next {
+    Continue,
+    /// Flush the replies and close.
+    Close,
+    /// Flush the replies, then stream a dump.
+    Dump(DumpJob),
+}
+
+/// Apply one request; replies are appended to `out`.
+pub fn execute(node: &Node, conn: &ConnSlot, request: Request, out: &mut BytesMut) -> Next {
+    match request {
+        Request::Store(s) => storage::apply(node, s, out),
+        Request::Get { keys, with_version } => get::apply(node, &keys, with_version, out),
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        } => touch::touch(node, &key, exptime, noreply, out),
+        Request::Gat {
+            key,
+            exptime,
+            noreply,
+        } => touch::gat(node, &key, exptime, noreply, out),
+        Request::Arith {
+            incr,
+            key,
+            delta,
+            options,
+        } => arith::apply(node, incr, &key, delta, options.noreply, out),
+        Request::Delete {
+            key,
+            time,
+            version,
+            options,
+        } => delete::apply(node, &key, time, version, options.noreply, out),
+        Request::FlushAll { noreply } => flush_all::apply(node, noreply, out),
+        Request::Dump {
+            wait_us,
+            filter,
+            bwlimit_kib,
+        } => return dump::start(node, DumpJob::dump(wait_us, filter, bwlimit_kib), out),
+        Request::DumpKey {
+            filter,
+            bwlimit_kib,
+        } => return dump::start(node, DumpJob::keys(filter, bwlimit_kib), out),
+        Request::Keys { prefixes, limit } => keys::apply(node, &prefixes, limit, out),
+        Request::NodeSync { version, nodes } => node_sync::apply(node, version, nodes, out),
+        Request::NodeSyncFormatError => out.extend_from_slice(reply::FORMAT_ERROR),
+        Request::Ping => admin::ping(node, out),
+        Request::Stats(kind) => stats::apply(node, kind, out),
+        Request::ShowVariables => show::apply(node, out),
+        Request::Kill { thread_id } => return admin::kill(node, conn, thread_id, out),
+        Request::Verbosity { noreply, .. } => {
+            if !noreply {
+                out.extend_from_slice(reply::OK);
+            }
+        }
+        Request::Version => {
+            reply::line(out, format_args!("VERSION {}", flare_proto::VERSION_STRING))
+        }
+        Request::Quit => return Next::Close,
+        Request::QuitIgnored => {}
+        // Index-only commands never reach here (the node parser answers them
+        // `ERROR`), but stay explicit.
+        Request::NodeAdd { .. }
+        | Request::NodeRole { .. }
+        | Request::NodeState { .. }
+        | Request::NodeRemove { .. }
+        | Request::Meta
+        | Request::Shutdown { .. }
+        | Request::Error => out.extend_from_slice(reply::ERROR),
+    }
+    Next::Continue
+}

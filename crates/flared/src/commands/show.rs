@@ -1,0 +1,14 @@
+//! `show variables`: the running configuration.
+
+use bytes::BytesMut;
+use flare_proto::reply;
+
+use crate::config::padded;
+use crate::node::Node;
+
+pub fn apply(node: &Node, out: &mut BytesMut) {
+    for (name, value) in node.config.variables() {
+        reply::line(out, padded(name, &value, 24));
+    }
+    out.extend_from_slice(reply::END);
+}

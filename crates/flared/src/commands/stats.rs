@@ -1,0 +1,99 @@
+//! `stats` and its sub-commands (protocol.md §19).
+
+use bytes::BytesMut;
+use flare_proto::reply::{self, stat};
+use flare_proto::request::StatsKind;
+
+use crate::node::{now, Node};
+use crate::registry::ConnState;
+use crate::stats::{get, rusage};
+
+pub fn apply(node: &Node, kind: StatsKind, out: &mut BytesMut) {
+    match kind {
+        StatsKind::General => general(node, out),
+        StatsKind::Items | StatsKind::Slabs | StatsKind::Sizes => {}
+        StatsKind::Nodes => nodes(node, out),
+        StatsKind::Threads | StatsKind::ThreadsRequest => threads(node, out),
+        StatsKind::ThreadsSlave => {}
+        StatsKind::ThreadsQueue => stat(out, "total_thread_queue", 0),
+    }
+    out.extend_from_slice(reply::END);
+}
+
+fn general(node: &Node, out: &mut BytesMut) {
+    let c = &node.counters;
+    let now = now();
+    let (user, system) = rusage();
+    let conns = node.registry.len();
+    stat(out, "pid", std::process::id());
+    stat(out, "uptime", now - node.started_at);
+    stat(out, "time", now);
+    stat(out, "version", flare_proto::PACKAGE_VERSION);
+    stat(out, "pointer_size", usize::BITS);
+    stat(out, "rusage_user", user);
+    stat(out, "rusage_system", system);
+    stat(out, "curr_items", node.store.count());
+    stat(out, "total_items", get(&c.total_items));
+    stat(out, "bytes", node.store.size_bytes());
+    stat(out, "curr_connections", conns);
+    stat(out, "total_connections", get(&c.total_connections));
+    stat(out, "connection_structures", 0);
+    for (name, counter) in [
+        ("cmd_get", &c.cmd_get),
+        ("cmd_set", &c.cmd_set),
+        ("get_hits", &c.get_hits),
+        ("get_misses", &c.get_misses),
+        ("delete_hits", &c.delete_hits),
+        ("delete_misses", &c.delete_misses),
+        ("incr_hits", &c.incr_hits),
+        ("incr_misses", &c.incr_misses),
+        ("decr_hits", &c.decr_hits),
+        ("decr_misses", &c.decr_misses),
+        ("cas_hits", &c.cas_hits),
+        ("cas_misses", &c.cas_misses),
+        ("cas_badval", &c.cas_badval),
+        ("touch_hits", &c.touch_hits),
+        ("touch_misses", &c.touch_misses),
+    ] {
+        stat(out, name, get(counter));
+    }
+    stat(out, "evictions", 0);
+    stat(out, "bytes_read", get(&c.bytes_read));
+    stat(out, "bytes_written", get(&c.bytes_written));
+    stat(out, "limit_maxbytes", 0);
+    stat(out, "threads", conns);
+    stat(out, "pool_threads", 0);
+    stat(out, "node_map_version", node.view().version);
+}
+
+fn nodes(node: &Node, out: &mut BytesMut) {
+    let mut nodes = node.view().nodes.clone();
+    nodes.sort_by_key(|n| n.key());
+    for n in nodes {
+        let k = n.key();
+        stat(out, &format!("{k}:role"), n.role);
+        stat(out, &format!("{k}:state"), n.state);
+        stat(out, &format!("{k}:partition"), n.partition);
+        stat(out, &format!("{k}:balance"), n.balance);
+        stat(out, &format!("{k}:thread_type"), n.thread_type);
+    }
+}
+
+/// One entry per client connection (type 1). flare-rs has no alarm or pool
+/// threads to show: its internal work runs as async tasks.
+fn threads(node: &Node, out: &mut BytesMut) {
+    let now = now();
+    for s in node.registry.snapshot() {
+        let (op, state) = s.activity();
+        let id = s.id;
+        stat(out, &format!("{id}:type"), 1);
+        stat(out, &format!("{id}:peer"), &s.peer);
+        stat(out, &format!("{id}:op"), op);
+        stat(out, &format!("{id}:uptime"), now - s.started);
+        stat(out, &format!("{id}:state"), state.word());
+        stat(out, &format!("{id}:info"), "");
+        stat(out, &format!("{id}:queue"), 0);
+        stat(out, &format!("{id}:behind"), 0);
+    }
+    let _ = ConnState::Wait;
+}

@@ -1,0 +1,201 @@
+//! flared: the flare-rs node server.
+
+mod commands;
+mod config;
+mod connection;
+mod node;
+mod registry;
+mod server;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use flare_daemon::{Invocation, PidCheck, PidFile};
+use flare_storage::{RocksConfig, RocksEngine, Store, StoreConfig};
+
+use config::{padded, NodeConfig, SPECS};
+use node::Node;
+
+/// Exit status of every start-up failure (as the original).
+const FAILURE: u8 = 255;
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("flared: {msg}");
+    tracing::error!("{msg}");
+    ExitCode::from(FAILURE)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().collect();
+    let settings = match flare_daemon::parse(
+        "flared",
+        &format!("flare {}", flare_proto::PACKAGE_VERSION),
+        SPECS,
+        args,
+    ) {
+        Ok(Invocation::Run(s)) => s,
+        Ok(Invocation::Help(text)) | Ok(Invocation::Version(text)) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("flared: {e}");
+            eprintln!("Try 'flared --help' for the list of options.");
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let config = match NodeConfig::from_settings(settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flared: {e}");
+            eprintln!("Try 'flared --help' for the list of options.");
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let level = match flare_daemon::logging::level_from_env() {
+        Ok(l) => l.unwrap_or(flare_daemon::logging::DEFAULT_LEVEL),
+        Err(e) => return fail(e),
+    };
+    let facility = config
+        .settings
+        .str("log-facility")
+        .unwrap_or("")
+        .to_string();
+    let _log = match flare_daemon::init_logging(c"flared", &facility, config.settings.stderr, level)
+    {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    tracing::info!(
+        "flared version {} - system logger started",
+        flare_proto::PACKAGE_VERSION
+    );
+    tracing::info!("application startup in progress...");
+    for (name, value) in config.variables() {
+        tracing::info!("  {}", padded(name, &value, 24));
+    }
+    for w in &config.settings.warnings {
+        tracing::warn!("{w}");
+    }
+    for n in &config.notices {
+        tracing::info!("{n}");
+    }
+    if !config.index_servers.is_empty() {
+        tracing::warn!(
+            "index servers are configured ({}:{}), but cluster mode is not implemented in this build yet: running standalone as master of partition 0",
+            config.index_servers[0].0,
+            config.index_servers[0].1
+        );
+    }
+
+    let pid_path = config
+        .settings
+        .pid_path
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("flared.pid"));
+    match PidFile::check(&pid_path) {
+        Ok(PidCheck::Stale(Some(pid))) => {
+            tracing::info!(
+                "logged pid [{pid}] seems not to exist ({}) -> ignoring",
+                pid_path.display()
+            )
+        }
+        Ok(_) => {}
+        Err(e) => return fail(e),
+    }
+
+    if config.settings.switch("daemonize") {
+        if let Err(e) = flare_daemon::daemonize() {
+            return fail(e);
+        }
+        tracing::info!(
+            "daemon process created -> now i have new pid [{}]",
+            std::process::id()
+        );
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(run(config, pid_path))
+}
+
+async fn run(config: NodeConfig, pid_path: PathBuf) -> ExitCode {
+    let tcp = match server::bind_tcp(config.server_port, config.back_log) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let unix = match &config.server_socket {
+        Some(p) => match server::bind_unix(p) {
+            Ok(l) => Some(l),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
+    let rocks = RocksConfig {
+        fsync: config.fsync,
+        compression: config.compression,
+        block_cache_bytes: config.block_cache_bytes,
+        write_buffer_bytes: config.write_buffer_bytes,
+    };
+    let engine = match RocksEngine::open(&config.data_dir, &rocks) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    tracing::info!("storage opened: {}", engine.path().display());
+    let store = match Store::open(
+        engine,
+        StoreConfig {
+            tombstone_capacity: config.storage_cache_size,
+            lock_slots: config.mutex_slot,
+        },
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let node = Arc::new(Node::new(config, store));
+    let pidfile = match PidFile::write(&pid_path) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown request accepted -> breaking running loop");
+        let _ = stop_tx.send(true);
+    });
+    tracing::info!("entering running loop");
+    server::run(Arc::clone(&node), tcp, unix, stop_rx).await;
+    tracing::info!("closing storage...");
+    if let Err(e) = node.store.flush() {
+        tracing::error!("storage flush failed: {e}");
+    }
+    if let Err(e) = pidfile.remove() {
+        tracing::error!("{e}");
+    }
+    tracing::info!("flared stopped");
+    ExitCode::SUCCESS
+}
+
+/// SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("received signal [SIGTERM] -> requesting shutdown"),
+        _ = int.recv() => tracing::info!("received signal [SIGINT] -> requesting shutdown"),
+    }
+}

@@ -1,0 +1,227 @@
+//! Typed requests produced by the text parser.
+
+use bytes::Bytes;
+
+use crate::node::{NodeLine, Role, State};
+
+/// Which server is parsing: commands the other server owns are unknown (`ERROR`)
+/// and, for storage commands, their data block is *not* consumed (protocol.md §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// flared
+    Node,
+    /// flarei
+    Index,
+}
+
+/// `set` family kinds (cas is a separate kind: its unique is mandatory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+    Cas,
+}
+
+impl StoreKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::Set => "set",
+            StoreKind::Add => "add",
+            StoreKind::Replace => "replace",
+            StoreKind::Append => "append",
+            StoreKind::Prepend => "prepend",
+            StoreKind::Cas => "cas",
+        }
+    }
+}
+
+/// Trailing option words of write commands (§2.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    pub noreply: bool,
+    pub sync: bool,
+    pub asynchronous: bool,
+}
+
+/// A storage command with its data block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Store {
+    pub kind: StoreKind,
+    pub key: Bytes,
+    pub flags: u32,
+    /// As sent by the client (relative or absolute, see [`crate::absolute_expire`]).
+    pub exptime: i64,
+    /// Explicit version (5th number), 0 = none. For `cas` the unique.
+    pub version: u64,
+    pub options: WriteOptions,
+    pub data: Bytes,
+}
+
+/// `stats` sub-commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsKind {
+    General,
+    Items,
+    Slabs,
+    Sizes,
+    Nodes,
+    Threads,
+    ThreadsRequest,
+    ThreadsSlave,
+    ThreadsQueue,
+}
+
+/// Partition filter of `dump` / `dump_key` (already cross-checked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionFilter {
+    /// Partition wanted.
+    pub partition: u32,
+    /// Number of partitions the key is resolved against.
+    pub partition_size: u32,
+}
+
+/// A parsed request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Store(Store),
+    Get {
+        keys: Vec<Bytes>,
+        with_version: bool,
+    },
+    Touch {
+        key: Bytes,
+        exptime: i64,
+        noreply: bool,
+    },
+    Gat {
+        key: Bytes,
+        exptime: i64,
+        noreply: bool,
+    },
+    Arith {
+        incr: bool,
+        key: Bytes,
+        delta: u64,
+        options: WriteOptions,
+    },
+    Delete {
+        key: Bytes,
+        /// Delete hold time as sent (0 = none).
+        time: i64,
+        /// Explicit version (0 = none).
+        version: u64,
+        options: WriteOptions,
+    },
+    FlushAll {
+        noreply: bool,
+    },
+    Dump {
+        wait_us: u32,
+        filter: Option<PartitionFilter>,
+        bwlimit_kib: u64,
+    },
+    DumpKey {
+        filter: Option<PartitionFilter>,
+        bwlimit_kib: u64,
+    },
+    Keys {
+        prefixes: Vec<Bytes>,
+        limit: u32,
+    },
+    /// `node sync` with its whole body.
+    NodeSync {
+        version: u64,
+        nodes: Vec<NodeLine>,
+    },
+    /// A `node sync` body line that was neither `END` nor a valid `NODE` line:
+    /// answered `CLIENT_ERROR format error`; the rest is read as commands.
+    NodeSyncFormatError,
+    NodeAdd {
+        name: String,
+        port: i32,
+    },
+    NodeRole {
+        name: String,
+        port: i32,
+        role: Role,
+        balance: i32,
+        partition: i32,
+    },
+    NodeState {
+        name: String,
+        port: i32,
+        state: State,
+    },
+    NodeRemove {
+        name: String,
+        port: i32,
+    },
+    Meta,
+    Shutdown {
+        name: String,
+        port: i32,
+    },
+    Ping,
+    Stats(StatsKind),
+    ShowVariables,
+    Kill {
+        thread_id: u32,
+    },
+    Verbosity {
+        level: i32,
+        noreply: bool,
+    },
+    Version,
+    Quit,
+    /// `quit` with arguments: silently ignored, the connection stays open.
+    QuitIgnored,
+    /// Anything not understood: answered `ERROR`.
+    Error,
+}
+
+impl Request {
+    /// The op ident shown in `stats threads` (protocol.md §19.4).
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            Request::Store(s) => s.kind.name(),
+            Request::Get { with_version, .. } => {
+                if *with_version {
+                    "gets"
+                } else {
+                    "get"
+                }
+            }
+            Request::Touch { .. } => "touch",
+            Request::Gat { .. } => "gat",
+            Request::Arith { incr, .. } => {
+                if *incr {
+                    "incr"
+                } else {
+                    "decr"
+                }
+            }
+            Request::Delete { .. } => "delete",
+            Request::FlushAll { .. } => "flush_all",
+            Request::Dump { .. } | Request::DumpKey { .. } => "dump",
+            Request::Keys { .. } => "keys",
+            Request::NodeSync { .. } | Request::NodeSyncFormatError => "node_sync",
+            Request::NodeAdd { .. } => "node_add",
+            Request::NodeRole { .. } => "node_role",
+            Request::NodeState { .. } => "node_state",
+            Request::NodeRemove { .. } => "node_remove",
+            Request::Meta => "meta",
+            Request::Shutdown { .. } => "shutdown",
+            Request::Ping => "ping",
+            Request::Stats(_) => "stats",
+            Request::ShowVariables => "show",
+            Request::Kill { .. } => "kill",
+            Request::Verbosity { .. } => "verbosity",
+            Request::Version => "version",
+            Request::Quit | Request::QuitIgnored => "quit",
+            Request::Error => "error",
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Administrative commands: `flush_all`, `ping`, `version`, `meta`, `stats`,
+//! `show`, `kill`, `verbosity`, `quit` (§13, §18–§24, §29).
+
+use super::cursor::{c_int, c_long, c_uint_wrapping, Cursor};
+use super::parse_options;
+use crate::request::{Request, StatsKind};
+
+/// Commands that take no argument at all.
+pub(super) fn no_args(c: &mut Cursor<'_>, r: Request) -> Request {
+    if c.at_end() {
+        r
+    } else {
+        Request::Error
+    }
+}
+
+pub(super) fn parse_flush_all(c: &mut Cursor<'_>) -> Request {
+    let delay = c.number();
+    if !delay.is_empty() && c_long(delay).is_none() {
+        return Request::Error;
+    }
+    match parse_options(c, false, true) {
+        Some(o) => Request::FlushAll { noreply: o.noreply },
+        None => Request::Error,
+    }
+}
+
+pub(super) fn parse_stats(c: &mut Cursor<'_>) -> Request {
+    let kind = match c.word() {
+        b"" => StatsKind::General,
+        b"items" => StatsKind::Items,
+        b"slabs" => StatsKind::Slabs,
+        b"sizes" => StatsKind::Sizes,
+        b"nodes" => StatsKind::Nodes,
+        b"threads" => match c.word() {
+            b"" => StatsKind::Threads,
+            b"request" => StatsKind::ThreadsRequest,
+            b"slave" => StatsKind::ThreadsSlave,
+            b"queue" => StatsKind::ThreadsQueue,
+            _ => return Request::Error,
+        },
+        _ => return Request::Error,
+    };
+    Request::Stats(kind)
+}
+
+pub(super) fn parse_show(c: &mut Cursor<'_>) -> Request {
+    if c.word() == b"variables" {
+        Request::ShowVariables
+    } else {
+        Request::Error
+    }
+}
+
+pub(super) fn parse_kill(c: &mut Cursor<'_>) -> Request {
+    match c_uint_wrapping(c.number()) {
+        Some(thread_id) if c.at_end() => Request::Kill { thread_id },
+        _ => Request::Error,
+    }
+}
+
+pub(super) fn parse_verbosity(c: &mut Cursor<'_>) -> Request {
+    let Some(level) = c_int(c.number()) else {
+        return Request::Error;
+    };
+    match parse_options(c, false, true) {
+        Some(o) => Request::Verbosity {
+            level,
+            noreply: o.noreply,
+        },
+        None => Request::Error,
+    }
+}
+
+pub(super) fn parse_quit(c: &mut Cursor<'_>) -> Request {
+    if c.at_end() {
+        Request::Quit
+    } else {
+        Request::QuitIgnored
+    }
+}

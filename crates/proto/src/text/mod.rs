@@ -1,0 +1,241 @@
+//! Text protocol framing: find one request in a buffer and parse it.
+//!
+//! [`Parser::parse`] looks at the front of a `BytesMut`:
+//! * `None`: the request is not complete yet; nothing was consumed. Read more.
+//! * `Some(frame)`: the frame's bytes were consumed from the buffer.
+//!
+//! A request line ends at `LF` (a preceding `CR` is dropped). Storage commands
+//! are complete once `bytes + 2` further bytes are buffered; `node sync` once its
+//! `END` (or a bad body line) is. The parser never allocates more than the line
+//! (keys are copied out of it) and the data block is split off without copying.
+
+mod admin;
+mod arith;
+pub mod cursor;
+mod delete;
+mod dump;
+mod node;
+mod retrieval;
+mod storage;
+mod touch;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::request::{Dialect, Request, Store};
+use cursor::Cursor;
+
+/// Parser limits; see docs/compatibility.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest request line (without its LF). A longer line is answered
+    /// `CLIENT_ERROR line too long` and the connection is closed.
+    pub max_line: usize,
+    /// Largest data block accepted. A larger declared size is answered
+    /// `SERVER_ERROR object too large for cache` and the block is skipped.
+    pub max_value: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: 1 << 20,
+            max_value: 64 << 20,
+        }
+    }
+}
+
+/// One unit of input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A request, with the proxy identifier list when the line carried one.
+    Request {
+        proxy: Option<Vec<String>>,
+        request: Request,
+    },
+    /// A storage command whose declared size exceeds [`Limits::max_value`]. The
+    /// line was consumed; the caller must discard `skip` more bytes (data block
+    /// plus trailer) and answer `SERVER_ERROR object too large for cache`.
+    TooLarge { skip: u64 },
+    /// No line end within [`Limits::max_line`] bytes. Fatal for the connection.
+    LineTooLong,
+    /// The next byte is `0x80`: a memcached binary request.
+    Binary,
+}
+
+/// What a command's line parser decided.
+pub(crate) enum LineParse {
+    /// Complete with the line.
+    Done(Request),
+    /// A storage command: `bytes` of data and a 2-byte trailer follow.
+    Data { store: Store, bytes: usize },
+    /// `node sync`: a body of `NODE` lines up to `END` follows.
+    NodeSyncBody { version: u64 },
+}
+
+impl From<Request> for LineParse {
+    fn from(r: Request) -> Self {
+        LineParse::Done(r)
+    }
+}
+
+/// The request parser for one server kind.
+#[derive(Clone, Copy, Debug)]
+pub struct Parser {
+    pub dialect: Dialect,
+    pub limits: Limits,
+}
+
+/// Position of the first LF at or after `from`, looking no further than `limit` bytes.
+fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|p| p + from)
+}
+
+/// The line `buf[from..lf]` without a trailing CR.
+fn line_at(buf: &[u8], from: usize, lf: usize) -> &[u8] {
+    let line = &buf[from..lf];
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Split `<a,b>rest` into the proxy list and the rest.
+fn split_proxy(line: &[u8]) -> (Option<Vec<String>>, &[u8]) {
+    if line.first() != Some(&b'<') {
+        return (None, line);
+    }
+    match line.iter().position(|&b| b == b'>') {
+        Some(end) => {
+            let list = line[1..end]
+                .split(|&b| b == b',')
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect();
+            (Some(list), &line[end + 1..])
+        }
+        None => (None, line),
+    }
+}
+
+impl Parser {
+    pub fn new(dialect: Dialect) -> Self {
+        Parser {
+            dialect,
+            limits: Limits::default(),
+        }
+    }
+
+    pub fn with_limits(dialect: Dialect, limits: Limits) -> Self {
+        Parser { dialect, limits }
+    }
+
+    /// Parse the request at the front of `buf`, consuming it when complete.
+    pub fn parse(&self, buf: &mut BytesMut) -> Option<Frame> {
+        let first = *buf.first()?;
+        if first == 0x80 {
+            return Some(Frame::Binary);
+        }
+        let Some(lf) = find_lf(buf, 0) else {
+            return (buf.len() > self.limits.max_line).then_some(Frame::LineTooLong);
+        };
+        if lf > self.limits.max_line {
+            return Some(Frame::LineTooLong);
+        }
+        let line_len = lf + 1;
+        let line = line_at(buf, 0, lf);
+        let (proxy, rest) = split_proxy(line);
+        let parsed = self.parse_line(rest);
+        match parsed {
+            LineParse::Done(request) => {
+                buf.advance(line_len);
+                Some(Frame::Request { proxy, request })
+            }
+            LineParse::Data { mut store, bytes } => {
+                if bytes > self.limits.max_value {
+                    buf.advance(line_len);
+                    return Some(Frame::TooLarge {
+                        skip: bytes as u64 + 2,
+                    });
+                }
+                let total = line_len + bytes + 2;
+                if buf.len() < total {
+                    buf.reserve(total - buf.len());
+                    return None;
+                }
+                buf.advance(line_len);
+                store.data = buf.split_to(bytes).freeze();
+                buf.advance(2);
+                Some(Frame::Request {
+                    proxy,
+                    request: Request::Store(store),
+                })
+            }
+            LineParse::NodeSyncBody { version } => {
+                let (consumed, request) = node::parse_sync_body(buf, line_len, version)?;
+                buf.advance(consumed);
+                Some(Frame::Request { proxy, request })
+            }
+        }
+    }
+
+    /// Parse one request line (proxy prefix already removed).
+    pub(crate) fn parse_line(&self, line: &[u8]) -> LineParse {
+        let mut c = Cursor::new(line);
+        let cmd = c.word();
+        let node = self.dialect == Dialect::Node;
+        let index = self.dialect == Dialect::Index;
+        match cmd {
+            b"set" | b"add" | b"replace" | b"append" | b"prepend" | b"cas" if node => {
+                storage::parse(cmd, &mut c)
+            }
+            b"get" if node => retrieval::parse_get(&mut c, false).into(),
+            b"gets" if node => retrieval::parse_get(&mut c, true).into(),
+            b"keys" if node => retrieval::parse_keys(&mut c).into(),
+            b"touch" if node => touch::parse(&mut c, false).into(),
+            b"gat" if node => touch::parse(&mut c, true).into(),
+            b"incr" if node => arith::parse(&mut c, true).into(),
+            b"decr" if node => arith::parse(&mut c, false).into(),
+            b"delete" if node => delete::parse(&mut c).into(),
+            b"flush_all" if node => admin::parse_flush_all(&mut c).into(),
+            b"dump" if node => dump::parse_dump(&mut c).into(),
+            b"dump_key" if node => dump::parse_dump_key(&mut c).into(),
+            b"node" => node::parse(&mut c, self.dialect),
+            b"meta" if index => admin::no_args(&mut c, Request::Meta).into(),
+            b"shutdown" if index => node::parse_shutdown(&mut c).into(),
+            b"ping" => admin::no_args(&mut c, Request::Ping).into(),
+            b"version" => admin::no_args(&mut c, Request::Version).into(),
+            b"stats" => admin::parse_stats(&mut c).into(),
+            b"show" => admin::parse_show(&mut c).into(),
+            b"kill" => admin::parse_kill(&mut c).into(),
+            b"verbosity" => admin::parse_verbosity(&mut c).into(),
+            b"quit" => admin::parse_quit(&mut c).into(),
+            _ => Request::Error.into(),
+        }
+    }
+}
+
+/// Turn a slice of the line into an owned key.
+pub(crate) fn owned(b: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(b)
+}
+
+/// Parse trailing option words; `allowed` says which are accepted.
+pub(crate) fn parse_options(
+    c: &mut Cursor<'_>,
+    allow_sync: bool,
+    allow_async: bool,
+) -> Option<crate::request::WriteOptions> {
+    let mut o = crate::request::WriteOptions::default();
+    loop {
+        match c.word() {
+            b"" => return Some(o),
+            b"noreply" => o.noreply = true,
+            b"sync" if allow_sync => o.sync = true,
+            b"async" if allow_async => o.asynchronous = true,
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,30 @@
+//! The engine trait: an ordered key-value store with snapshot scans.
+
+use crate::error::StorageError;
+
+/// What a scan callback wants next.
+pub enum ScanStep {
+    Continue,
+    Stop,
+}
+
+/// An ordered byte-key/byte-value store. Implementations are thread-safe; the
+/// record semantics (versions, expiry, locking) live in [`crate::Store`].
+pub trait KvEngine: Send + Sync + 'static {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError>;
+    fn delete(&self, key: &[u8]) -> Result<(), StorageError>;
+    /// Remove every record.
+    fn clear(&self) -> Result<(), StorageError>;
+    /// Visit records in ascending key order starting at `start`, over a
+    /// consistent snapshot taken when the scan begins.
+    fn scan(
+        &self,
+        start: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> ScanStep,
+    ) -> Result<(), StorageError>;
+    /// Bytes used on disk (and in write buffers).
+    fn size_bytes(&self) -> u64;
+    /// Make everything written so far durable (memtables flushed, WAL synced).
+    fn flush(&self) -> Result<(), StorageError>;
+}

@@ -1,0 +1,221 @@
+//! The RocksDB engine.
+//!
+//! One database in `<data-dir>/flare.rocksdb`. Record keys are stored behind a
+//! one-byte namespace prefix (`0x01`) so that `flush_all` is a single
+//! `delete_range` over a bounded key space and other namespaces stay free for
+//! metadata. Writes go through the WAL; whether each write is fsynced is the
+//! [`FsyncPolicy`].
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{
+    BlockBasedIndexType, BlockBasedOptions, Cache, DBCompressionType, DataBlockIndexType,
+    Direction, IteratorMode, Options, ReadOptions, WriteOptions, DB,
+};
+
+use crate::engine::{KvEngine, ScanStep};
+use crate::error::StorageError;
+
+const DATA: u8 = 0x01;
+const DATA_END: u8 = 0x02;
+
+/// Files of the original's backends: their presence without a RocksDB
+/// directory means "this node held data in Flare 1.x".
+pub const LEGACY_FILES: [&str; 3] = ["flare.hdb", "flare.bdb", "flare.kch"];
+
+/// Directory name of the database inside `data-dir`.
+pub const DB_DIR: &str = "flare.rocksdb";
+
+/// When acknowledged writes are fsynced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Every write goes to the WAL in the OS page cache: it survives a crash or
+    /// `kill -9` of flared, not a power loss or kernel crash. (Default; the
+    /// original never fsyncs either.)
+    Never,
+    /// Every write is fsynced before it is acknowledged: survives power loss,
+    /// costs one fsync per write.
+    Always,
+}
+
+/// Block compression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Zlib,
+    Bz2,
+    Lz4,
+    Snappy,
+}
+
+/// Engine tuning.
+#[derive(Clone, Debug)]
+pub struct RocksConfig {
+    pub fsync: FsyncPolicy,
+    pub compression: Compression,
+    /// Block cache in bytes.
+    pub block_cache_bytes: usize,
+    /// Memtable (write buffer) size in bytes.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for RocksConfig {
+    fn default() -> Self {
+        RocksConfig {
+            fsync: FsyncPolicy::Never,
+            compression: Compression::None,
+            block_cache_bytes: 64 << 20,
+            write_buffer_bytes: 32 << 20,
+        }
+    }
+}
+
+/// RocksDB behind [`KvEngine`].
+pub struct RocksEngine {
+    db: DB,
+    write: WriteOptions,
+    path: PathBuf,
+}
+
+fn engine_err(e: rocksdb::Error) -> StorageError {
+    StorageError::Engine(e.into_string())
+}
+
+fn data_key(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(DATA);
+    k.extend_from_slice(key);
+    k
+}
+
+impl RocksEngine {
+    /// Open (or create) the database in `data_dir`, which must exist.
+    pub fn open(data_dir: &Path, config: &RocksConfig) -> Result<RocksEngine, StorageError> {
+        let path = data_dir.join(DB_DIR);
+        if !path.exists() {
+            for f in LEGACY_FILES {
+                if data_dir.join(f).exists() {
+                    return Err(StorageError::LegacyDatabase {
+                        file: f.to_string(),
+                        dir: data_dir.display().to_string(),
+                    });
+                }
+            }
+        }
+        if !data_dir.is_dir() {
+            return Err(StorageError::Engine(format!(
+                "data-dir {} does not exist or is not a directory",
+                data_dir.display()
+            )));
+        }
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_compression_type(match config.compression {
+            Compression::None => DBCompressionType::None,
+            Compression::Zlib => DBCompressionType::Zlib,
+            Compression::Bz2 => DBCompressionType::Bz2,
+            Compression::Lz4 => DBCompressionType::Lz4,
+            Compression::Snappy => DBCompressionType::Snappy,
+        });
+        opts.set_write_buffer_size(config.write_buffer_bytes);
+        opts.set_max_background_jobs(2);
+        opts.set_bytes_per_sync(1 << 20);
+        opts.set_memtable_whole_key_filtering(true);
+        opts.set_memtable_prefix_bloom_ratio(0.05);
+        let mut table = BlockBasedOptions::default();
+        table.set_bloom_filter(10.0, false);
+        table.set_whole_key_filtering(true);
+        table.set_index_type(BlockBasedIndexType::BinarySearch);
+        table.set_data_block_index_type(DataBlockIndexType::BinaryAndHash);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        table.set_block_cache(&cache);
+        opts.set_block_based_table_factory(&table);
+        let db = DB::open(&opts, &path).map_err(|e| {
+            let msg = e.into_string();
+            if msg.contains("lock") || msg.contains("LOCK") {
+                StorageError::Locked {
+                    path: path.display().to_string(),
+                }
+            } else {
+                StorageError::Engine(format!("cannot open {}: {msg}", path.display()))
+            }
+        })?;
+        let mut write = WriteOptions::default();
+        write.set_sync(config.fsync == FsyncPolicy::Always);
+        Ok(RocksEngine { db, write, path })
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn int_property(&self, name: &str) -> u64 {
+        self.db.property_int_value(name).ok().flatten().unwrap_or(0)
+    }
+}
+
+impl KvEngine for RocksEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db.get(data_key(key)).map_err(engine_err)
+    }
+
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.db
+            .put_opt(data_key(key), value, &self.write)
+            .map_err(engine_err)
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<(), StorageError> {
+        self.db
+            .delete_opt(data_key(key), &self.write)
+            .map_err(engine_err)
+    }
+
+    fn clear(&self) -> Result<(), StorageError> {
+        let cf = self
+            .db
+            .cf_handle("default")
+            .ok_or_else(|| StorageError::Engine("no default column family".into()))?;
+        self.db
+            .delete_range_cf_opt(cf, [DATA], [DATA_END], &self.write)
+            .map_err(engine_err)?;
+        self.db.compact_range(Some([DATA]), Some([DATA_END]));
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> ScanStep,
+    ) -> Result<(), StorageError> {
+        let from = data_key(start);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound([DATA_END]);
+        ro.fill_cache(false);
+        let snapshot = self.db.snapshot();
+        ro.set_snapshot(&snapshot);
+        let iter = self
+            .db
+            .iterator_opt(IteratorMode::From(&from, Direction::Forward), ro);
+        for item in iter {
+            let (k, v) = item.map_err(engine_err)?;
+            if let ScanStep::Stop = f(&k[1..], &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.int_property("rocksdb.total-sst-files-size")
+            + self.int_property("rocksdb.cur-size-all-mem-tables")
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        self.db.flush_wal(true).map_err(engine_err)?;
+        self.db.flush().map_err(engine_err)
+    }
+}

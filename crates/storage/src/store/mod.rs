@@ -1,0 +1,511 @@
+//! Flare record semantics over a [`KvEngine`].
+//!
+//! Every write is a read-modify-write under the key's lock stripe, so
+//! `incr`/`append`/`cas`/`add` are atomic under concurrency. A global
+//! read-write lock lets `truncate` (flush_all) exclude all writes. Reads take
+//! no lock; only the lazy purge of an expired record takes the stripe lock and
+//! re-checks that the record is still the expired one.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use crate::engine::{KvEngine, ScanStep};
+use crate::error::StorageError;
+use crate::record::{encode_parts, Header, Record};
+use crate::tombstones::{Tombstone, Tombstones};
+
+/// Tuning of the semantic layer.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreConfig {
+    /// Tombstone cache capacity in entries (`storage-cache-size`).
+    pub tombstone_capacity: usize,
+    /// Number of lock stripes (`mutex-slot`).
+    pub lock_slots: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            tombstone_capacity: 65536,
+            lock_slots: 64,
+        }
+    }
+}
+
+/// Which storage command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreMode {
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+    /// Compare-and-swap against this unique.
+    Cas(u64),
+}
+
+/// A write's input.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteRequest<'a> {
+    pub key: &'a [u8],
+    pub flags: u32,
+    /// Absolute expire (0 = never).
+    pub expire: i64,
+    pub value: &'a [u8],
+    /// Explicit version (0 = none): stored as is when newer than the current one.
+    pub version: u64,
+}
+
+/// Result of a storage command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Stored { version: u64 },
+    NotStored,
+    Exists,
+    NotFound,
+}
+
+/// Result of incr/decr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArithOutcome {
+    Value { value: u64, version: u64 },
+    NotFound,
+}
+
+/// Result of delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted { version: u64 },
+    NotFound,
+}
+
+struct Stripe {
+    tombstones: Tombstones,
+}
+
+/// The record store.
+pub struct Store<E: KvEngine> {
+    engine: E,
+    stripes: Vec<Mutex<Stripe>>,
+    global: RwLock<()>,
+    items: AtomicI64,
+}
+
+/// Stripe index of a key (FNV-1a; internal only).
+fn stripe_of(key: &[u8], n: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % n as u64) as usize
+}
+
+/// The numeric value of a record for incr/decr: the longest prefix of ASCII
+/// digits; empty or overflowing → 0 (protocol.md §11.2).
+fn numeric_prefix(v: &[u8]) -> u64 {
+    let mut n: u64 = 0;
+    for &b in v {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        match n
+            .checked_mul(10)
+            .and_then(|x| x.checked_add(u64::from(b - b'0')))
+        {
+            Some(x) => n = x,
+            None => return 0,
+        }
+    }
+    n
+}
+
+/// What is known about a key under its lock.
+struct Current {
+    record: Option<Record>,
+    tombstone: Option<Tombstone>,
+}
+
+impl Current {
+    fn alive(&self, now: i64) -> Option<&Record> {
+        self.record.as_ref().filter(|r| !r.is_expired(now))
+    }
+    fn held(&self, now: i64) -> bool {
+        self.alive(now).is_none() && self.tombstone.is_some_and(|t| t.expire > now)
+    }
+    /// The version a new write builds on (§4.3).
+    fn version(&self) -> u64 {
+        match (&self.record, self.tombstone) {
+            (Some(r), _) => r.version,
+            (None, Some(t)) => t.version,
+            (None, None) => 0,
+        }
+    }
+}
+
+impl<E: KvEngine> Store<E> {
+    /// Wrap an engine; counts the records once (for `curr_items`).
+    pub fn open(engine: E, config: StoreConfig) -> Result<Self, StorageError> {
+        let slots = config.lock_slots.max(1);
+        let per_stripe = config.tombstone_capacity.div_ceil(slots);
+        let stripes = (0..slots)
+            .map(|_| {
+                Mutex::new(Stripe {
+                    tombstones: Tombstones::new(per_stripe),
+                })
+            })
+            .collect();
+        let mut count = 0i64;
+        engine.scan(b"", &mut |_, _| {
+            count += 1;
+            ScanStep::Continue
+        })?;
+        Ok(Store {
+            engine,
+            stripes,
+            global: RwLock::new(()),
+            items: AtomicI64::new(count),
+        })
+    }
+
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    fn stripe(&self, key: &[u8]) -> MutexGuard<'_, Stripe> {
+        self.stripes[stripe_of(key, self.stripes.len())]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.global.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Read a record; a corrupted one counts as absent (it is overwritten by
+    /// the next write), as in the original.
+    fn read(&self, key: &[u8]) -> Result<Option<Record>, StorageError> {
+        match self.engine.get(key)? {
+            None => Ok(None),
+            Some(raw) => match Record::decode(&raw) {
+                Ok(r) => Ok(Some(r)),
+                Err(e) => {
+                    tracing::warn!(
+                        key = %String::from_utf8_lossy(key),
+                        "{e} -> continue processing (pretending not found)"
+                    );
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    fn current(&self, stripe: &Stripe, key: &[u8]) -> Result<Current, StorageError> {
+        Ok(Current {
+            record: self.read(key)?,
+            tombstone: stripe.tombstones.get(key),
+        })
+    }
+
+    /// Remove an expired record under its lock, remembering a tombstone.
+    fn purge_locked(
+        &self,
+        stripe: &mut Stripe,
+        key: &[u8],
+        r: &Record,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        self.engine.delete(key)?;
+        self.items.fetch_sub(1, Ordering::Relaxed);
+        stripe.tombstones.insert(
+            key,
+            Tombstone {
+                expire: now,
+                version: r.version,
+            },
+        );
+        Ok(())
+    }
+
+    /// `get`: the live record, purging it when expired.
+    pub fn get(&self, key: &[u8], now: i64) -> Result<Option<Record>, StorageError> {
+        let Some(r) = self.read(key)? else {
+            return Ok(None);
+        };
+        if !r.is_expired(now) {
+            return Ok(Some(r));
+        }
+        let _g = self.shared();
+        let mut stripe = self.stripe(key);
+        // Re-check under the lock: a concurrent write may have replaced it.
+        if let Some(cur) = self.read(key)? {
+            if cur.version == r.version && cur.is_expired(now) {
+                self.purge_locked(&mut stripe, key, &cur, now)?;
+            } else if !cur.is_expired(now) {
+                return Ok(Some(cur));
+            }
+        }
+        Ok(None)
+    }
+
+    /// set / add / replace / append / prepend / cas (protocol.md §6, §7, §4.3).
+    pub fn store(
+        &self,
+        mode: StoreMode,
+        w: WriteRequest<'_>,
+        now: i64,
+    ) -> Result<StoreOutcome, StorageError> {
+        let _g = self.shared();
+        let stripe = self.stripe(w.key);
+        let cur = self.current(&stripe, w.key)?;
+        let alive = cur.alive(now);
+        let held = cur.held(now);
+        let mut new_version = if w.version > 0 {
+            w.version
+        } else {
+            cur.version().wrapping_add(1)
+        };
+        match mode {
+            StoreMode::Set => {}
+            StoreMode::Add => {
+                if alive.is_some() || held {
+                    return Ok(StoreOutcome::NotStored);
+                }
+            }
+            StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => {
+                if alive.is_none() {
+                    return Ok(StoreOutcome::NotStored);
+                }
+            }
+            StoreMode::Cas(unique) => {
+                let expected = match (alive, held, cur.tombstone) {
+                    (Some(r), _, _) => r.version,
+                    (None, true, Some(t)) => t.version,
+                    _ => return Ok(StoreOutcome::NotFound),
+                };
+                if unique != expected {
+                    return Ok(StoreOutcome::Exists);
+                }
+                new_version = unique.wrapping_add(1);
+            }
+        }
+        if w.version > 0 && !matches!(mode, StoreMode::Cas(_)) {
+            if let Some(r) = alive {
+                if w.version <= r.version {
+                    return Ok(StoreOutcome::NotStored);
+                }
+            }
+        }
+        let raw = match (mode, alive) {
+            (StoreMode::Append, Some(r)) => {
+                encode_parts(r.flags, r.expire, new_version, &[&r.value, w.value])
+            }
+            (StoreMode::Prepend, Some(r)) => {
+                encode_parts(r.flags, r.expire, new_version, &[w.value, &r.value])
+            }
+            _ => encode_parts(w.flags, w.expire, new_version, &[w.value]),
+        };
+        self.engine.put(w.key, &raw)?;
+        if cur.record.is_none() {
+            self.items.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(StoreOutcome::Stored {
+            version: new_version,
+        })
+    }
+
+    /// touch / gat: replace the expire of a live record; returns the record.
+    pub fn touch(&self, key: &[u8], expire: i64, now: i64) -> Result<Option<Record>, StorageError> {
+        let _g = self.shared();
+        let mut stripe = self.stripe(key);
+        let Some(mut r) = self.read(key)? else {
+            return Ok(None);
+        };
+        if r.is_expired(now) {
+            self.purge_locked(&mut stripe, key, &r, now)?;
+            return Ok(None);
+        }
+        r.expire = expire;
+        self.engine.put(key, &r.encode())?;
+        Ok(Some(r))
+    }
+
+    /// incr / decr (protocol.md §11): saturating add, clamped subtract.
+    pub fn arith(
+        &self,
+        key: &[u8],
+        delta: u64,
+        incr: bool,
+        now: i64,
+    ) -> Result<ArithOutcome, StorageError> {
+        let _g = self.shared();
+        let mut stripe = self.stripe(key);
+        let Some(r) = self.read(key)? else {
+            return Ok(ArithOutcome::NotFound);
+        };
+        if r.is_expired(now) {
+            self.purge_locked(&mut stripe, key, &r, now)?;
+            return Ok(ArithOutcome::NotFound);
+        }
+        let n = numeric_prefix(&r.value);
+        let value = if incr {
+            n.saturating_add(delta)
+        } else {
+            n.saturating_sub(delta)
+        };
+        let version = r.version.wrapping_add(1);
+        let text = value.to_string();
+        self.engine.put(
+            key,
+            &encode_parts(r.flags, r.expire, version, &[text.as_bytes()]),
+        )?;
+        Ok(ArithOutcome::Value { value, version })
+    }
+
+    /// delete (protocol.md §12): `hold_expire` absolute (0 = no hold),
+    /// `version` explicit (0 = none).
+    pub fn delete(
+        &self,
+        key: &[u8],
+        hold_expire: i64,
+        version: u64,
+        now: i64,
+    ) -> Result<DeleteOutcome, StorageError> {
+        let _g = self.shared();
+        let mut stripe = self.stripe(key);
+        let cur = self.current(&stripe, key)?;
+        if version > 0 && version < cur.version() {
+            return Ok(DeleteOutcome::NotFound);
+        }
+        let tomb_expire = if hold_expire > 0 { hold_expire } else { now };
+        let Some(r) = cur.record else {
+            if version > 0 {
+                stripe.tombstones.insert(
+                    key,
+                    Tombstone {
+                        expire: tomb_expire,
+                        version,
+                    },
+                );
+            }
+            return Ok(DeleteOutcome::NotFound);
+        };
+        self.engine.delete(key)?;
+        self.items.fetch_sub(1, Ordering::Relaxed);
+        let tomb_version = if version > 0 { version } else { r.version };
+        stripe.tombstones.insert(
+            key,
+            Tombstone {
+                expire: tomb_expire,
+                version: tomb_version,
+            },
+        );
+        if r.is_expired(now) {
+            Ok(DeleteOutcome::NotFound)
+        } else {
+            Ok(DeleteOutcome::Deleted {
+                version: tomb_version,
+            })
+        }
+    }
+
+    /// flush_all: remove every record and forget every tombstone.
+    pub fn truncate(&self) -> Result<(), StorageError> {
+        let _g = self.global.write().unwrap_or_else(|e| e.into_inner());
+        self.engine.clear()?;
+        for s in &self.stripes {
+            s.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .tombstones
+                .clear();
+        }
+        self.items.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Visit live records in key order over a snapshot (dump). Expired records
+    /// are skipped and purged. `f` returns false to stop.
+    pub fn scan_live(
+        &self,
+        now: i64,
+        f: &mut dyn FnMut(&[u8], &Record) -> bool,
+    ) -> Result<(), StorageError> {
+        let mut expired: Vec<Vec<u8>> = Vec::new();
+        self.engine.scan(b"", &mut |k, raw| {
+            let Ok(r) = Record::decode(raw) else {
+                return ScanStep::Continue;
+            };
+            if r.is_expired(now) {
+                expired.push(k.to_vec());
+                return ScanStep::Continue;
+            }
+            if f(k, &r) {
+                ScanStep::Continue
+            } else {
+                ScanStep::Stop
+            }
+        })?;
+        for k in expired {
+            self.get(&k, now)?;
+        }
+        Ok(())
+    }
+
+    /// Visit every stored key (dump_key; expired-but-unpurged included).
+    pub fn scan_keys(&self, f: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), StorageError> {
+        self.engine.scan(b"", &mut |k, _| {
+            if f(k) {
+                ScanStep::Continue
+            } else {
+                ScanStep::Stop
+            }
+        })
+    }
+
+    /// Up to `limit` keys starting with `prefix`, ascending (keys; expiry not checked).
+    pub fn keys_with_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        let mut out = Vec::new();
+        self.engine.scan(prefix, &mut |k, _| {
+            if !k.starts_with(prefix) || out.len() >= limit {
+                return ScanStep::Stop;
+            }
+            out.push(k.to_vec());
+            if out.len() >= limit {
+                ScanStep::Stop
+            } else {
+                ScanStep::Continue
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Records stored, including expired ones not yet purged (`curr_items`).
+    pub fn count(&self) -> u64 {
+        self.items.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Bytes used by the database (`bytes`).
+    pub fn size_bytes(&self) -> u64 {
+        self.engine.size_bytes()
+    }
+
+    /// Make all writes durable (graceful shutdown).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.engine.flush()
+    }
+
+    /// Header-only peek (used by tests and diagnostics).
+    pub fn header(&self, key: &[u8]) -> Result<Option<Header>, StorageError> {
+        match self.engine.get(key)? {
+            None => Ok(None),
+            Some(raw) => Header::decode(&raw).map(Some),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,266 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::memory::MemoryEngine;
+
+fn store() -> Store<MemoryEngine> {
+    Store::open(MemoryEngine::default(), StoreConfig::default()).expect("open")
+}
+
+fn w<'a>(key: &'a [u8], value: &'a [u8]) -> WriteRequest<'a> {
+    WriteRequest {
+        key,
+        flags: 0,
+        expire: 0,
+        value,
+        version: 0,
+    }
+}
+
+const NOW: i64 = 1_700_000_000;
+
+fn stored(v: u64) -> StoreOutcome {
+    StoreOutcome::Stored { version: v }
+}
+
+#[test]
+fn versions_increase_and_survive_delete() {
+    let s = store();
+    assert_eq!(
+        s.store(StoreMode::Set, w(b"d", b"a"), NOW).ok(),
+        Some(stored(1))
+    );
+    assert_eq!(
+        s.store(StoreMode::Set, w(b"d", b"b"), NOW).ok(),
+        Some(stored(2))
+    );
+    assert_eq!(
+        s.delete(b"d", 0, 0, NOW).ok(),
+        Some(DeleteOutcome::Deleted { version: 2 })
+    );
+    assert_eq!(
+        s.store(StoreMode::Set, w(b"d", b"c"), NOW).ok(),
+        Some(stored(3))
+    );
+    s.truncate().expect("truncate");
+    assert_eq!(
+        s.store(StoreMode::Set, w(b"d", b"c"), NOW).ok(),
+        Some(stored(1))
+    );
+}
+
+#[test]
+fn explicit_versions() {
+    let s = store();
+    let mut req = w(b"v", b"a");
+    req.version = 10;
+    assert_eq!(s.store(StoreMode::Set, req, NOW).ok(), Some(stored(10)));
+    assert_eq!(
+        s.store(StoreMode::Set, req, NOW).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    req.version = 9;
+    assert_eq!(
+        s.store(StoreMode::Set, req, NOW).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    req.version = 11;
+    assert_eq!(s.store(StoreMode::Set, req, NOW).ok(), Some(stored(11)));
+    assert_eq!(
+        s.store(StoreMode::Set, w(b"v", b"c"), NOW).ok(),
+        Some(stored(12))
+    );
+    // delete with an older version is refused
+    assert_eq!(
+        s.delete(b"v", 0, 4, NOW).ok(),
+        Some(DeleteOutcome::NotFound)
+    );
+    assert_eq!(
+        s.delete(b"v", 0, 12, NOW).ok(),
+        Some(DeleteOutcome::Deleted { version: 12 })
+    );
+}
+
+#[test]
+fn add_replace_append_prepend_cas() {
+    let s = store();
+    assert_eq!(
+        s.store(StoreMode::Replace, w(b"k", b"x"), NOW).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    assert_eq!(
+        s.store(StoreMode::Append, w(b"k", b"x"), NOW).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    assert_eq!(
+        s.store(StoreMode::Add, w(b"k", b"bb"), NOW).ok(),
+        Some(stored(1))
+    );
+    assert_eq!(
+        s.store(StoreMode::Add, w(b"k", b"x"), NOW).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    let mut a = w(b"k", b"cc");
+    a.flags = 9;
+    assert_eq!(s.store(StoreMode::Append, a, NOW).ok(), Some(stored(2)));
+    assert_eq!(
+        s.store(StoreMode::Prepend, w(b"k", b"aa"), NOW).ok(),
+        Some(stored(3))
+    );
+    let r = s.get(b"k", NOW).ok().flatten().expect("present");
+    assert_eq!(r.value, b"aabbcc");
+    assert_eq!(r.flags, 0);
+    assert_eq!(
+        s.store(StoreMode::Cas(9), w(b"k", b"z"), NOW).ok(),
+        Some(StoreOutcome::Exists)
+    );
+    assert_eq!(
+        s.store(StoreMode::Cas(3), w(b"k", b"z"), NOW).ok(),
+        Some(stored(4))
+    );
+    assert_eq!(
+        s.store(StoreMode::Cas(1), w(b"nokey", b"z"), NOW).ok(),
+        Some(StoreOutcome::NotFound)
+    );
+}
+
+#[test]
+fn delete_hold_blocks_add_and_replace() {
+    let s = store();
+    s.store(StoreMode::Set, w(b"h", b"1"), NOW).expect("set");
+    assert!(matches!(
+        s.delete(b"h", NOW + 100, 0, NOW),
+        Ok(DeleteOutcome::Deleted { .. })
+    ));
+    assert_eq!(
+        s.store(StoreMode::Add, w(b"h", b"2"), NOW).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    assert_eq!(
+        s.store(StoreMode::Replace, w(b"h", b"2"), NOW).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    // the hold ends
+    assert!(matches!(
+        s.store(StoreMode::Add, w(b"h", b"2"), NOW + 100),
+        Ok(StoreOutcome::Stored { .. })
+    ));
+}
+
+#[test]
+fn expiry_is_lazy_and_purges() {
+    let s = store();
+    let mut e = w(b"e", b"a");
+    e.expire = NOW + 1;
+    s.store(StoreMode::Set, e, NOW).expect("set");
+    assert_eq!(s.count(), 1);
+    assert!(s.get(b"e", NOW).ok().flatten().is_some());
+    assert!(s.get(b"e", NOW + 1).ok().flatten().is_none());
+    assert_eq!(s.count(), 0);
+    // a past absolute time is stored but invisible
+    let mut old = w(b"old", b"a");
+    old.expire = NOW - 10;
+    assert!(matches!(
+        s.store(StoreMode::Set, old, NOW),
+        Ok(StoreOutcome::Stored { .. })
+    ));
+    assert!(s.get(b"old", NOW).ok().flatten().is_none());
+    // delete of an expired record answers NOT_FOUND
+    let mut x = w(b"x", b"a");
+    x.expire = NOW + 1;
+    s.store(StoreMode::Set, x, NOW).expect("set");
+    assert_eq!(
+        s.delete(b"x", 0, 0, NOW + 2).ok(),
+        Some(DeleteOutcome::NotFound)
+    );
+}
+
+#[test]
+fn arithmetic() {
+    let s = store();
+    s.store(StoreMode::Set, w(b"n", b"10"), NOW).expect("set");
+    assert_eq!(
+        s.arith(b"n", 5, true, NOW).ok(),
+        Some(ArithOutcome::Value {
+            value: 15,
+            version: 2
+        })
+    );
+    assert_eq!(
+        s.arith(b"n", 100, false, NOW).ok(),
+        Some(ArithOutcome::Value {
+            value: 0,
+            version: 3
+        })
+    );
+    assert_eq!(
+        s.arith(b"none", 1, true, NOW).ok(),
+        Some(ArithOutcome::NotFound)
+    );
+    s.store(StoreMode::Set, w(b"s", b"12abc"), NOW)
+        .expect("set");
+    assert!(matches!(
+        s.arith(b"s", 1, true, NOW),
+        Ok(ArithOutcome::Value { value: 13, .. })
+    ));
+    s.store(StoreMode::Set, w(b"m", b"18446744073709551615"), NOW)
+        .expect("set");
+    assert!(matches!(
+        s.arith(b"m", 1, true, NOW),
+        Ok(ArithOutcome::Value {
+            value: u64::MAX,
+            ..
+        })
+    ));
+    s.store(StoreMode::Set, w(b"sp", b" 12"), NOW).expect("set");
+    assert!(matches!(
+        s.arith(b"sp", 1, true, NOW),
+        Ok(ArithOutcome::Value { value: 1, .. })
+    ));
+}
+
+#[test]
+fn concurrent_incr_is_atomic() {
+    let s = Arc::new(store());
+    s.store(StoreMode::Set, w(b"c", b"0"), NOW).expect("set");
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                for _ in 0..500 {
+                    s.arith(b"c", 1, true, NOW).expect("incr");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("join");
+    }
+    assert_eq!(
+        s.get(b"c", NOW).ok().flatten().map(|r| r.value),
+        Some(b"4000".to_vec())
+    );
+}
+
+#[test]
+fn prefix_keys_and_scans() {
+    let s = store();
+    for k in ["apple", "apricot", "banana", "ap"] {
+        s.store(StoreMode::Set, w(k.as_bytes(), b"1"), NOW)
+            .expect("set");
+    }
+    let keys = s.keys_with_prefix(b"ap", 10).expect("keys");
+    assert_eq!(
+        keys,
+        vec![b"ap".to_vec(), b"apple".to_vec(), b"apricot".to_vec()]
+    );
+    assert_eq!(s.keys_with_prefix(b"ap", 2).expect("keys").len(), 2);
+    assert!(s.keys_with_prefix(b"zz", 5).expect("keys").is_empty());
+    let mut seen = 0;
+    s.scan_live(NOW, &mut |_, _| {
+        seen += 1;
+        true
+    })
+    .expect("scan");
+    assert_eq!(seen, 4);
+}
