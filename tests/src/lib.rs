@@ -95,6 +95,22 @@ impl Flared {
         c
     }
 
+    /// flared's stderr goes to `<data-dir>/flared.stderr` (appended across restarts),
+    /// so that a failing test can show the server's log.
+    fn log_file(&self) -> Stdio {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("flared.stderr"))
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    }
+
+    /// What flared wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("flared.stderr")).unwrap_or_default()
+    }
+
     /// Default pid file: `<data-dir>/flared.pid`.
     pub fn pid_path(&self) -> PathBuf {
         self.dir.path().join("flared.pid")
@@ -105,7 +121,7 @@ impl Flared {
             .command()
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(self.log_file())
             .spawn()
             .expect("spawn flared");
         self.child = Some(child);
@@ -318,5 +334,291 @@ impl Conn {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)
             .unwrap_or_else(|| panic!("no stat {name}"))
+    }
+}
+
+/// Run a command to completion with stdout and stderr captured; kill it and
+/// fail the test if it is still running after `limit`.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = t_err.join().unwrap_or_default();
+            panic!(
+                "{cmd:?} still running after {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
+}
+
+/// Connect and check with a `version` round trip that the server serves the
+/// connection, retrying (bounded by [`WAIT`]) while it is refused, e.g. because
+/// `max-connection` is reached until a closed connection is reaped.
+pub fn connect_served(port: u16) -> Conn {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
+            stream.set_nodelay(true).expect("nodelay");
+            let mut c = Conn { stream };
+            let mut buf = [0u8; 21];
+            if c.stream.write_all(b"version\r\n").is_ok()
+                && c.stream.read_exact(&mut buf).is_ok()
+                && &buf == b"VERSION flare-1.3.4\r\n"
+            {
+                c.stream.set_read_timeout(Some(WAIT)).expect("timeout");
+                return c;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no served connection on port {port} within {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The reply line `VERSION flare-1.3.4`.
+pub const VERSION_REPLY: &[u8] = b"VERSION flare-1.3.4\r\n";
+
+/// One record of a `dump`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DumpRecord {
+    pub key: String,
+    pub flags: u32,
+    pub version: u64,
+    pub expire: i64,
+    pub value: Vec<u8>,
+}
+
+impl Conn {
+    /// Replay a transcript in the notation of protocol.md §35: `> line` is sent
+    /// (with CRLF; a bare `>` is an empty line), `< line` is expected (with CRLF;
+    /// a bare `<` is an empty line). Leading indentation is ignored, the text after
+    /// `> ` / `< ` is taken verbatim; other lines are comments. Consecutive `>`
+    /// lines are sent in one write, and the `<` lines that follow them must come
+    /// back byte for byte (and nothing else in between).
+    #[track_caller]
+    pub fn transcript(&mut self, script: &str) {
+        let mut send: Vec<u8> = Vec::new();
+        let mut expect: Vec<u8> = Vec::new();
+        for raw in script.lines() {
+            let l = raw.trim_start();
+            let (dir, text) = if let Some(rest) = l.strip_prefix("> ") {
+                ('>', rest)
+            } else if l == ">" {
+                ('>', "")
+            } else if let Some(rest) = l.strip_prefix("< ") {
+                ('<', rest)
+            } else if l == "<" {
+                ('<', "")
+            } else {
+                continue;
+            };
+            if dir == '>' {
+                if !expect.is_empty() {
+                    self.expect(&send, &expect);
+                    send.clear();
+                    expect.clear();
+                }
+                send.extend_from_slice(text.as_bytes());
+                send.extend_from_slice(b"\r\n");
+            } else {
+                expect.extend_from_slice(text.as_bytes());
+                expect.extend_from_slice(b"\r\n");
+            }
+        }
+        if expect.is_empty() {
+            if !send.is_empty() {
+                self.send(&send);
+            }
+        } else {
+            self.expect(&send, &expect);
+        }
+    }
+
+    /// The connection is still in sync: a `version` round trip answers exactly
+    /// `VERSION flare-1.3.4` (so nothing unexpected was pending).
+    #[track_caller]
+    pub fn in_sync(&mut self) {
+        self.expect(b"version\r\n", VERSION_REPLY);
+    }
+
+    /// `set <key> <flags> 0 <len>` + value, expecting `STORED`.
+    #[track_caller]
+    pub fn set(&mut self, key: &str, flags: u32, value: &[u8]) {
+        let mut req = format!("set {key} {flags} 0 {}\r\n", value.len()).into_bytes();
+        req.extend_from_slice(value);
+        req.extend_from_slice(b"\r\n");
+        self.expect(&req, b"STORED\r\n");
+    }
+
+    /// Read one `VALUE` block header (already read as `line`) and its data.
+    fn value_block(&mut self, line: &str) -> (String, u32, Vec<u8>, Option<u64>) {
+        let fields: Vec<&str> = line
+            .trim_end_matches("\r\n")
+            .strip_prefix("VALUE ")
+            .unwrap_or_else(|| panic!("expected VALUE, got {line:?}"))
+            .split(' ')
+            .collect();
+        assert!(fields.len() == 3 || fields.len() == 4, "bad VALUE line {line:?}");
+        let flags: u32 = fields[1].parse().expect("flags");
+        let len: usize = fields[2].parse().expect("bytes");
+        let version = fields.get(3).map(|v| v.parse::<u64>().expect("version"));
+        let mut data = self.read_exact(len + 2);
+        assert_eq!(&data[len..], b"\r\n", "data block trailer of {line:?}");
+        data.truncate(len);
+        (fields[0].to_string(), flags, data, version)
+    }
+
+    /// `get <key>`: `Some((flags, value))` or `None` on a miss.
+    #[track_caller]
+    pub fn get(&mut self, key: &str) -> Option<(u32, Vec<u8>)> {
+        self.send(format!("get {key}\r\n").as_bytes());
+        let line = self.read_line();
+        if line == "END\r\n" {
+            return None;
+        }
+        let (k, flags, data, _) = self.value_block(&line);
+        assert_eq!(k, key);
+        assert_eq!(self.read_line(), "END\r\n");
+        Some((flags, data))
+    }
+
+    /// `gets <key>`: `Some((flags, value, version))` or `None` on a miss.
+    #[track_caller]
+    pub fn gets(&mut self, key: &str) -> Option<(u32, Vec<u8>, u64)> {
+        self.send(format!("gets {key}\r\n").as_bytes());
+        let line = self.read_line();
+        if line == "END\r\n" {
+            return None;
+        }
+        let (k, flags, data, version) = self.value_block(&line);
+        assert_eq!(k, key);
+        assert_eq!(self.read_line(), "END\r\n");
+        Some((flags, data, version.expect("gets prints a version")))
+    }
+
+    /// Send `req` (a `dump ...` line) and parse the records up to `END`.
+    #[track_caller]
+    pub fn dump(&mut self, req: &str) -> Vec<DumpRecord> {
+        self.send(req.as_bytes());
+        let mut out = Vec::new();
+        loop {
+            let line = self.read_line();
+            if line == "END\r\n" {
+                return out;
+            }
+            let f: Vec<&str> = line
+                .trim_end_matches("\r\n")
+                .strip_prefix("VALUE ")
+                .unwrap_or_else(|| panic!("dump: unexpected line {line:?}"))
+                .split(' ')
+                .collect();
+            assert_eq!(f.len(), 5, "dump VALUE line {line:?}");
+            let len: usize = f[2].parse().expect("bytes");
+            let mut value = self.read_exact(len + 2);
+            assert_eq!(&value[len..], b"\r\n");
+            value.truncate(len);
+            out.push(DumpRecord {
+                key: f[0].to_string(),
+                flags: f[1].parse().expect("flags"),
+                version: f[3].parse().expect("version"),
+                expire: f[4].parse().expect("expire"),
+                value,
+            });
+        }
+    }
+
+    /// Send `req` (`dump_key ...` or `keys ...`) and collect the `KEY` lines up to `END`.
+    #[track_caller]
+    pub fn key_lines(&mut self, req: &str) -> Vec<String> {
+        self.send(req.as_bytes());
+        self.read_until("END\r\n")
+            .iter()
+            .filter(|l| l.as_str() != "END\r\n")
+            .map(|l| {
+                l.trim_end_matches("\r\n")
+                    .strip_prefix("KEY ")
+                    .unwrap_or_else(|| panic!("unexpected line {l:?}"))
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// This connection's address as the server sees the peer (`127.0.0.1:<port>`).
+    pub fn local_addr(&self) -> String {
+        self.stream.local_addr().expect("local_addr").to_string()
+    }
+
+    /// `stats threads` grouped per thread id, each with its (name, value) pairs
+    /// in order (name without the `<id>:` prefix).
+    pub fn threads(&mut self) -> Vec<(u32, Vec<(String, String)>)> {
+        let mut out: Vec<(u32, Vec<(String, String)>)> = Vec::new();
+        for (k, v) in self.stats("threads") {
+            let (id, name) = k.split_once(':').expect("<id>:<name>");
+            let id: u32 = id.parse().expect("thread id");
+            match out.last_mut() {
+                Some((last, fields)) if *last == id => fields.push((name.to_string(), v)),
+                _ => out.push((id, vec![(name.to_string(), v)])),
+            }
+        }
+        out
+    }
+
+    /// Thread id of the connection whose peer is `peer` (see [`Conn::local_addr`]).
+    pub fn thread_id_of(&mut self, peer: &str) -> Option<u32> {
+        self.threads()
+            .into_iter()
+            .find(|(_, f)| f.iter().any(|(n, v)| n == "peer" && v == peer))
+            .map(|(id, _)| id)
+    }
+
+    /// Wait (at most `limit`) until the server closes the connection, without
+    /// sending anything; returns how long it took. Fails on received bytes.
+    #[track_caller]
+    pub fn wait_closed(&mut self, limit: Duration) -> Duration {
+        let start = Instant::now();
+        self.stream.set_read_timeout(Some(limit)).expect("timeout");
+        let mut b = [0u8; 64];
+        match self.stream.read(&mut b) {
+            Ok(0) => {}
+            Ok(n) => panic!("expected close, got {:?}", String::from_utf8_lossy(&b[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("connection not closed within {limit:?}: {e}"),
+        }
+        start.elapsed()
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{
     BlockBasedIndexType, BlockBasedOptions, Cache, DBCompressionType, DataBlockIndexType,
-    Direction, IteratorMode, Options, ReadOptions, WriteOptions, DB,
+    Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
 use crate::engine::{KvEngine, ScanStep};
@@ -175,13 +175,9 @@ impl KvEngine for RocksEngine {
     }
 
     fn clear(&self) -> Result<(), StorageError> {
-        let cf = self
-            .db
-            .cf_handle("default")
-            .ok_or_else(|| StorageError::Engine("no default column family".into()))?;
-        self.db
-            .delete_range_cf_opt(cf, [DATA], [DATA_END], &self.write)
-            .map_err(engine_err)?;
+        let mut batch = WriteBatch::default();
+        batch.delete_range([DATA], [DATA_END]);
+        self.db.write_opt(batch, &self.write).map_err(engine_err)?;
         self.db.compact_range(Some([DATA]), Some([DATA_END]));
         Ok(())
     }
