@@ -12,7 +12,9 @@
 pub mod error;
 pub mod hash;
 pub mod modular;
+pub mod partitions;
 
 pub use error::ClusterError;
 pub use hash::{murmur, HashAlgorithm};
 pub use modular::ModularTable;
+pub use partitions::{MapError, Partition, PartitionMaps, ReadRoute, Router, WriteRoute};

@@ -341,6 +341,13 @@ pub const SPECS: &[OptSpec] = &[
         false,
         "[flare-rs] longest request line accepted (bytes)",
     ),
+    OptSpec::new(
+        "proxy-timeout",
+        Int,
+        Some("5000"),
+        false,
+        "[flare-rs] timeout of one forwarded request (ms)",
+    ),
 ];
 
 /// Storage backend requested (`storage-type`).
@@ -371,6 +378,8 @@ pub struct NodeConfig {
     pub write_buffer_bytes: usize,
     pub max_item_size: usize,
     pub max_line_size: usize,
+    pub proxy_concurrency: usize,
+    pub proxy_timeout_ms: u64,
     /// Notices about options that are accepted but mapped or ignored.
     pub notices: Vec<String>,
 }
@@ -543,6 +552,8 @@ impl NodeConfig {
             write_buffer_bytes: positive(s, "storage-write-buffer-size")? << 20,
             max_item_size: positive(s, "max-item-size")?,
             max_line_size: positive(s, "max-line-size")?.max(64),
+            proxy_concurrency: positive(s, "proxy-concurrency")?,
+            proxy_timeout_ms: positive(s, "proxy-timeout")? as u64,
             notices,
             settings,
         })

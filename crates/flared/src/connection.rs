@@ -52,9 +52,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 break;
             };
             match frame {
-                Frame::Request { request, .. } => {
+                Frame::Request { proxy, request } => {
                     slot.set(request.op_name(), ConnState::Execute);
-                    match commands::execute(&node, &slot, request, &mut out) {
+                    match commands::execute(&node, &slot, proxy, request, &mut out).await {
                         Next::Continue => {}
                         Next::Close => {
                             flush(&node, &mut stream, &mut out).await;

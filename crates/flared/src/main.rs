@@ -3,10 +3,13 @@
 mod commands;
 mod config;
 mod connection;
+mod index_client;
 mod node;
+mod proxy;
 mod registry;
 mod server;
 mod stats;
+mod topology;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +19,9 @@ use flare_daemon::{Invocation, PidCheck, PidFile};
 use flare_storage::{RocksConfig, RocksEngine, Store, StoreConfig};
 
 use config::{padded, NodeConfig, SPECS};
+use flare_cluster::{HashAlgorithm, ModularTable};
 use node::Node;
+use topology::Topology;
 
 /// Exit status of every start-up failure (as the original).
 const FAILURE: u8 = 255;
@@ -82,11 +87,9 @@ fn main() -> ExitCode {
     for n in &config.notices {
         tracing::info!("{n}");
     }
-    if !config.index_servers.is_empty() {
-        tracing::warn!(
-            "index servers are configured ({}:{}), but cluster mode is not implemented in this build yet: running standalone as master of partition 0",
-            config.index_servers[0].0,
-            config.index_servers[0].1
+    if config.index_servers.is_empty() {
+        tracing::info!(
+            "no index server configured: running standalone as the master of partition 0"
         );
     }
 
@@ -138,6 +141,10 @@ async fn run(config: NodeConfig, pid_path: PathBuf) -> ExitCode {
         },
         None => None,
     };
+    let topology = match cluster_topology(&config).await {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
     let rocks = RocksConfig {
         fsync: config.fsync,
         compression: config.compression,
@@ -159,7 +166,7 @@ async fn run(config: NodeConfig, pid_path: PathBuf) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let node = Arc::new(Node::new(config, store));
+    let node = Arc::new(Node::new(config, store, topology));
     let pidfile = match PidFile::write(&pid_path) {
         Ok(p) => p,
         Err(e) => return fail(e),
@@ -172,7 +179,7 @@ async fn run(config: NodeConfig, pid_path: PathBuf) -> ExitCode {
         let _ = stop_tx.send(true);
     });
     tracing::info!("entering running loop");
-    server::run(Arc::clone(&node), tcp, unix, stop_rx).await;
+    server::run(Arc::clone(&node), tcp, unix, stop_rx, notify_index).await;
     tracing::info!("closing storage...");
     if let Err(e) = node.store.flush() {
         tracing::error!("storage flush failed: {e}");
@@ -182,6 +189,51 @@ async fn run(config: NodeConfig, pid_path: PathBuf) -> ExitCode {
     }
     tracing::info!("flared stopped");
     ExitCode::SUCCESS
+}
+
+/// The cluster view at start-up: registration with the index (`node add`,
+/// `meta`), or the standalone view when no index server is configured.
+async fn cluster_topology(config: &NodeConfig) -> Result<Topology, String> {
+    if config.index_servers.is_empty() {
+        return Ok(Topology::standalone(
+            &config.server_name,
+            config.server_port,
+            Arc::new(ModularTable::default()),
+            HashAlgorithm::Simple,
+        ));
+    }
+    let (nodes, meta) = index_client::register(
+        &config.index_servers,
+        &config.server_name,
+        config.server_port,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let table = ModularTable::new(meta.hint, meta.virtual_nodes, meta.partition_size)
+        .map_err(|e| format!("bad meta data from the index server: {e}"))?;
+    tracing::info!("reconstructing node map... ({} entries)", nodes.len());
+    Ok(Topology::from_nodes(
+        0,
+        nodes,
+        None,
+        Arc::new(table),
+        meta.hash,
+    ))
+}
+
+/// Tell the index this node is stopping (bounded), so failover starts at once.
+async fn notify_index(node: Arc<Node>) {
+    let c = &node.config;
+    if c.index_servers.is_empty() {
+        return;
+    }
+    tracing::info!("send shutdown message to index server");
+    let notice = index_client::notify_shutdown(&c.index_servers, &c.server_name, c.server_port);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), notice).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("failed to send shutdown message: {e}"),
+        Err(_) => tracing::warn!("failed to send shutdown message: timed out"),
+    }
 }
 
 /// SIGTERM or SIGINT.

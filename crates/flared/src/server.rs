@@ -58,12 +58,17 @@ fn admit(node: &Node, peer: String) -> Option<Arc<crate::registry::ConnSlot>> {
 
 /// Accept until `stop` turns true; then stop accepting, close idle
 /// connections, and wait (bounded) for in-flight requests to finish.
-pub async fn run(
+/// `on_stop` runs after the listeners are closed (the shutdown notice).
+pub async fn run<F, Fut>(
     node: Arc<Node>,
     tcp: TcpListener,
     unix: Option<UnixListener>,
     mut stop: watch::Receiver<bool>,
-) {
+    on_stop: F,
+) where
+    F: FnOnce(Arc<Node>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     loop {
         tokio::select! {
             accepted = tcp.accept() => {
@@ -98,6 +103,7 @@ pub async fn run(
     if let Some(path) = &node.config.server_socket {
         let _ = std::fs::remove_file(path);
     }
+    on_stop(Arc::clone(&node)).await;
     node.registry.kill_all();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while node.registry.len() > 0 && tokio::time::Instant::now() < deadline {

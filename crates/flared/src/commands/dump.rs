@@ -52,7 +52,7 @@ impl DumpJob {
 pub fn start(node: &Node, job: DumpJob, out: &mut BytesMut) -> Next {
     if let Some(f) = job.filter {
         // The original reads past its table here (protocol.md §14.1): refuse.
-        if f.partition_size >= node.table.partition_size() {
+        if f.partition_size >= node.topology().table.partition_size() {
             out.extend_from_slice(reply::ERROR);
             return Next::Continue;
         }
@@ -93,11 +93,13 @@ fn scan(node: &Node, job: DumpJob, tx: &mpsc::Sender<Bytes>) {
         started: Instant::now(),
         sent: 0,
     };
+    let topology = node.topology();
     let wanted = |key: &[u8]| match job.filter {
         None => true,
         Some(f) => {
-            node.table
-                .partition_of_key(node.hash, key, f.partition_size)
+            topology
+                .table
+                .partition_of_key(topology.hash, key, f.partition_size)
                 == Some(f.partition)
         }
     };

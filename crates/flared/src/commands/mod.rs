@@ -10,12 +10,16 @@ mod flush_all;
 mod get;
 mod keys;
 mod node_sync;
+mod route;
 mod show;
 mod stats;
 mod storage;
 mod touch;
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
+use flare_cluster::WriteRoute;
 use flare_proto::reply;
 use flare_proto::Request;
 
@@ -33,33 +37,31 @@ pub enum Next {
     Dump(DumpJob),
 }
 
-/// Apply one request; replies are appended to `out`.
-pub fn execute(node: &Node, conn: &ConnSlot, request: Request, out: &mut BytesMut) -> Next {
+/// Execute one request; replies are appended to `out`. `proxy` is the proxy
+/// identifier the request arrived with (other nodes' forwarded requests).
+pub async fn execute(
+    node: &Arc<Node>,
+    conn: &ConnSlot,
+    proxy: Option<Vec<String>>,
+    request: Request,
+    out: &mut BytesMut,
+) -> Next {
+    let proxy = proxy.as_deref();
+    if let Some(key) = route::write_key(&request) {
+        match route::route_write(node, key, proxy) {
+            WriteRoute::Local { .. } => apply_write(node, request, out),
+            WriteRoute::Forward(dest) => {
+                route::forward_write(node, dest, proxy, request, out).await
+            }
+            other => route::unroutable(&other, out),
+        }
+        return Next::Continue;
+    }
     match request {
-        Request::Store(s) => storage::apply(node, s, out),
-        Request::Get { keys, with_version } => get::apply(node, &keys, with_version, out),
-        Request::Touch {
-            key,
-            exptime,
-            noreply,
-        } => touch::touch(node, &key, exptime, noreply, out),
-        Request::Gat {
-            key,
-            exptime,
-            noreply,
-        } => touch::gat(node, &key, exptime, noreply, out),
-        Request::Arith {
-            incr,
-            key,
-            delta,
-            options,
-        } => arith::apply(node, incr, &key, delta, options.noreply, out),
-        Request::Delete {
-            key,
-            time,
-            version,
-            options,
-        } => delete::apply(node, &key, time, version, options.noreply, out),
+        Request::Get { keys, with_version } => {
+            get::apply(node, proxy, &keys, with_version, out).await
+        }
+        Request::Keys { prefixes, limit } => keys::apply(node, proxy, &prefixes, limit, out).await,
         Request::FlushAll { noreply } => flush_all::apply(node, noreply, out),
         Request::Dump {
             wait_us,
@@ -70,7 +72,6 @@ pub fn execute(node: &Node, conn: &ConnSlot, request: Request, out: &mut BytesMu
             filter,
             bwlimit_kib,
         } => return dump::start(node, DumpJob::keys(filter, bwlimit_kib), out),
-        Request::Keys { prefixes, limit } => keys::apply(node, &prefixes, limit, out),
         Request::NodeSync { version, nodes } => node_sync::apply(node, version, nodes, out),
         Request::NodeSyncFormatError => out.extend_from_slice(reply::FORMAT_ERROR),
         Request::Ping => admin::ping(node, out),
@@ -96,6 +97,42 @@ pub fn execute(node: &Node, conn: &ConnSlot, request: Request, out: &mut BytesMu
         | Request::Meta
         | Request::Shutdown { .. }
         | Request::Error => out.extend_from_slice(reply::ERROR),
+        // Writes were routed above.
+        Request::Store(_)
+        | Request::Touch { .. }
+        | Request::Gat { .. }
+        | Request::Arith { .. }
+        | Request::Delete { .. } => apply_write(node, request, out),
     }
     Next::Continue
+}
+
+/// Apply a write to local storage.
+fn apply_write(node: &Node, request: Request, out: &mut BytesMut) {
+    match request {
+        Request::Store(s) => storage::apply(node, s, out),
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        } => touch::touch(node, &key, exptime, noreply, out),
+        Request::Gat {
+            key,
+            exptime,
+            noreply,
+        } => touch::gat(node, &key, exptime, noreply, out),
+        Request::Arith {
+            incr,
+            key,
+            delta,
+            options,
+        } => arith::apply(node, incr, &key, delta, options.noreply, out),
+        Request::Delete {
+            key,
+            time,
+            version,
+            options,
+        } => delete::apply(node, &key, time, version, options.noreply, out),
+        _ => out.extend_from_slice(reply::ERROR),
+    }
 }

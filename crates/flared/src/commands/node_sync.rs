@@ -8,16 +8,13 @@ use flare_proto::reply;
 use crate::node::Node;
 
 pub fn apply(node: &Node, version: u64, nodes: Vec<NodeLine>, out: &mut BytesMut) {
-    let mut view = node.view();
-    if view.version > 0 && version < view.version {
-        tracing::warn!(
-            "node sync rejected: version {version} is older than the current {}",
-            view.version
-        );
-        out.extend_from_slice(reply::NODE_SYNC_ERROR);
-        return;
+    match node.install(version, nodes) {
+        Ok(()) => out.extend_from_slice(reply::OK),
+        Err(current) => {
+            tracing::warn!(
+                "node sync rejected: version {version} is older than the current {current}"
+            );
+            out.extend_from_slice(reply::NODE_SYNC_ERROR);
+        }
     }
-    view.version = version;
-    view.nodes = nodes;
-    out.extend_from_slice(reply::OK);
 }

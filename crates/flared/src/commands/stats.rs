@@ -63,11 +63,11 @@ fn general(node: &Node, out: &mut BytesMut) {
     stat(out, "limit_maxbytes", 0);
     stat(out, "threads", conns);
     stat(out, "pool_threads", 0);
-    stat(out, "node_map_version", node.view().version);
+    stat(out, "node_map_version", node.topology().version);
 }
 
 fn nodes(node: &Node, out: &mut BytesMut) {
-    let mut nodes = node.view().nodes.clone();
+    let mut nodes = node.topology().nodes.clone();
     nodes.sort_by_key(|n| n.key());
     for n in nodes {
         let k = n.key();

@@ -1,0 +1,359 @@
+//! The partition maps every process derives from the node map (cluster.md §1.3)
+//! and the routing decisions made on them (cluster.md §5) as pure functions.
+
+use std::collections::BTreeSet;
+
+use flare_proto::node::{NodeLine, Role, State};
+
+use crate::hash::HashAlgorithm;
+use crate::modular::ModularTable;
+
+/// One partition: its master, slaves and read weights.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Partition {
+    /// Master node key and balance; `None` for a preserved partition whose
+    /// master is down.
+    pub master: Option<(String, i32)>,
+    /// Slaves in node-key order with their effective balance (0 unless active).
+    pub slaves: Vec<(String, i32)>,
+    /// Each member's key repeated `balance` times: the weighted read targets.
+    pub balance_list: Vec<String>,
+    /// Master and slaves.
+    pub members: BTreeSet<String>,
+}
+
+impl Partition {
+    fn push_weighted(&mut self, key: &str, balance: i32) {
+        for _ in 0..balance.max(0) {
+            self.balance_list.push(key.to_string());
+        }
+    }
+
+    pub fn master_key(&self) -> Option<&str> {
+        self.master.as_ref().map(|(k, _)| k.as_str())
+    }
+
+    pub fn is_master(&self, me: &str) -> bool {
+        self.master_key() == Some(me)
+    }
+
+    /// `me` is a slave with effective balance > 0.
+    pub fn is_reading_slave(&self, me: &str) -> bool {
+        self.slaves.iter().any(|(k, b)| k == me && *b > 0)
+    }
+}
+
+/// Active partitions (`AP`) and the partition in preparation (`PP`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartitionMaps {
+    /// Indexed by partition number: `0..len`.
+    pub active: Vec<Partition>,
+    /// At most one partition in preparation; its number is `active.len()`.
+    pub prepare: Option<Partition>,
+}
+
+/// Why the node map does not form valid partition maps.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    #[error("active partitions are not numbered 0..{0} without gaps")]
+    Gap(usize),
+    #[error("partition {0} is being prepared, but only partition {1} may be")]
+    BadPrepare(i32, usize),
+    #[error("more than one partition is being prepared")]
+    TwoPrepares,
+}
+
+impl PartitionMaps {
+    /// Derive the maps. `nodes` in any order (they are sorted by node key).
+    /// Individual inconsistent nodes are skipped and reported in the returned
+    /// warnings; a structural inconsistency is an error (keep the old maps).
+    pub fn build(nodes: &[NodeLine]) -> Result<(PartitionMaps, Vec<String>), MapError> {
+        let mut sorted: Vec<&NodeLine> = nodes.iter().collect();
+        sorted.sort_by_key(|n| n.key());
+        let mut active: std::collections::BTreeMap<i32, Partition> = Default::default();
+        let mut prepare: std::collections::BTreeMap<i32, Partition> = Default::default();
+        let mut warnings = Vec::new();
+
+        for n in sorted.iter().filter(|n| n.role == Role::Master) {
+            let key = n.key();
+            if n.partition < 0 {
+                warnings.push(format!("master {key} has partition {}", n.partition));
+                continue;
+            }
+            match n.state {
+                State::Down => {
+                    active.entry(n.partition).or_default();
+                }
+                State::Active => {
+                    let p = active.entry(n.partition).or_default();
+                    if p.master.is_some() {
+                        warnings.push(format!(
+                            "partition {}: master already set, {key} ignored",
+                            n.partition
+                        ));
+                        continue;
+                    }
+                    p.master = Some((key.clone(), n.balance));
+                    p.push_weighted(&key, n.balance);
+                    p.members.insert(key);
+                }
+                State::Prepare | State::Ready => {
+                    let p = prepare.entry(n.partition).or_default();
+                    if p.master.is_some() {
+                        warnings.push(format!(
+                            "partition {}: preparing master already set, {key} ignored",
+                            n.partition
+                        ));
+                        continue;
+                    }
+                    p.master = Some((key.clone(), n.balance));
+                    p.push_weighted(&key, n.balance);
+                    p.members.insert(key);
+                }
+            }
+        }
+        for n in sorted
+            .iter()
+            .filter(|n| n.role == Role::Slave && n.state != State::Down)
+        {
+            let key = n.key();
+            if n.partition < 0 {
+                warnings.push(format!("slave {key} has partition {}", n.partition));
+                continue;
+            }
+            let balance = if n.state == State::Active {
+                n.balance
+            } else {
+                0
+            };
+            let p = match (active.get_mut(&n.partition), prepare.get_mut(&n.partition)) {
+                (Some(p), _) | (None, Some(p)) => p,
+                (None, None) => {
+                    warnings.push(format!(
+                        "no node partition for slave {key} (partition {})",
+                        n.partition
+                    ));
+                    continue;
+                }
+            };
+            p.slaves.push((key.clone(), balance));
+            p.push_weighted(&key, balance);
+            p.members.insert(key);
+        }
+
+        let len = active.len();
+        if let Some((&last, _)) = active.iter().next_back() {
+            if last as usize + 1 != len {
+                return Err(MapError::Gap(len));
+            }
+        }
+        if prepare.len() > 1 {
+            return Err(MapError::TwoPrepares);
+        }
+        if let Some((&p, _)) = prepare.iter().next() {
+            if p as usize != len {
+                return Err(MapError::BadPrepare(p, len));
+            }
+        }
+        Ok((
+            PartitionMaps {
+                active: active.into_values().collect(),
+                prepare: prepare.into_values().next(),
+            },
+            warnings,
+        ))
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.active.len()
+    }
+}
+
+/// Where a read goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadRoute {
+    Local,
+    Remote(String),
+    /// No partition or no read target: the key is a miss.
+    Miss,
+}
+
+/// Where a write goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteRoute {
+    /// Execute here. `master_of` is the partition (active or preparing) this
+    /// node is the master of for this key, if any: the one to replicate to.
+    Local { master: bool },
+    /// Forward to this master.
+    Forward(String),
+    /// There is no active partition at all.
+    NoPartition,
+    /// The key's partition has no live master.
+    NoMaster,
+}
+
+/// Routing inputs that do not change per request.
+pub struct Router<'a> {
+    pub maps: &'a PartitionMaps,
+    pub table: &'a ModularTable,
+    pub hash: HashAlgorithm,
+    /// This node's key (`host:port`).
+    pub me: &'a str,
+}
+
+impl Router<'_> {
+    fn partition_of(&self, key: &[u8], count: usize) -> Option<u32> {
+        if count == 0 {
+            return None;
+        }
+        self.table.partition_of_key(self.hash, key, count as u32)
+    }
+
+    /// Read routing (cluster.md §5.1). `pick` chooses an index in `0..n`.
+    pub fn read(&self, key: &[u8], pick: impl FnOnce(usize) -> usize) -> ReadRoute {
+        let Some(p) = self
+            .partition_of(key, self.maps.active_count())
+            .and_then(|p| self.maps.active.get(p as usize))
+        else {
+            return ReadRoute::Miss;
+        };
+        if p.is_master(self.me) || p.is_reading_slave(self.me) {
+            return ReadRoute::Local;
+        }
+        if p.balance_list.is_empty() {
+            return ReadRoute::Miss;
+        }
+        let i = pick(p.balance_list.len()).min(p.balance_list.len() - 1);
+        ReadRoute::Remote(p.balance_list[i].clone())
+    }
+
+    /// Write routing (cluster.md §5.2 pre-routing). `proxied` = the request
+    /// carried a proxy identifier.
+    pub fn write(&self, key: &[u8], proxied: bool) -> WriteRoute {
+        let count = self.maps.active_count();
+        let Some(pnum) = self.partition_of(key, count) else {
+            return WriteRoute::NoPartition;
+        };
+        let Some(p) = self.maps.active.get(pnum as usize) else {
+            return WriteRoute::NoPartition;
+        };
+        let moving = self
+            .maps
+            .prepare
+            .as_ref()
+            .filter(|_| self.partition_of(key, count + 1) == Some(count as u32));
+        if p.is_master(self.me) {
+            return WriteRoute::Local { master: true };
+        }
+        if proxied {
+            if let Some(pp) = moving {
+                if pp.is_master(self.me) {
+                    return WriteRoute::Local { master: true };
+                }
+                if pp.members.contains(self.me) {
+                    return WriteRoute::Local { master: false };
+                }
+            }
+            if p.members.contains(self.me) {
+                return WriteRoute::Local { master: false };
+            }
+        }
+        match p.master_key() {
+            Some(m) => WriteRoute::Forward(m.to_string()),
+            None => WriteRoute::NoMaster,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(
+        name: &str,
+        port: u16,
+        role: Role,
+        state: State,
+        partition: i32,
+        balance: i32,
+    ) -> NodeLine {
+        NodeLine {
+            name: name.into(),
+            port,
+            role,
+            state,
+            partition,
+            balance,
+            thread_type: 16,
+        }
+    }
+
+    #[test]
+    fn builds_active_and_prepare() {
+        let nodes = vec![
+            node("h", 1, Role::Master, State::Active, 0, 1),
+            node("h", 2, Role::Slave, State::Active, 0, 2),
+            node("h", 3, Role::Slave, State::Prepare, 0, 5),
+            node("h", 4, Role::Master, State::Prepare, 1, 1),
+            node("h", 5, Role::Proxy, State::Active, -1, 0),
+        ];
+        let (m, w) = PartitionMaps::build(&nodes).expect("valid");
+        assert!(w.is_empty());
+        assert_eq!(m.active.len(), 1);
+        let p = &m.active[0];
+        assert_eq!(p.master_key(), Some("h:1"));
+        assert_eq!(p.slaves, vec![("h:2".into(), 2), ("h:3".into(), 0)]);
+        assert_eq!(p.balance_list, vec!["h:1", "h:2", "h:2"]);
+        assert!(m.prepare.is_some());
+    }
+
+    #[test]
+    fn preserved_and_gaps() {
+        let nodes = vec![node("h", 1, Role::Master, State::Down, 0, 1)];
+        let (m, _) = PartitionMaps::build(&nodes).expect("valid");
+        assert_eq!(m.active.len(), 1);
+        assert_eq!(m.active[0].master, None);
+        let nodes = vec![node("h", 1, Role::Master, State::Active, 1, 1)];
+        assert_eq!(PartitionMaps::build(&nodes), Err(MapError::Gap(1)));
+    }
+
+    #[test]
+    fn routing() {
+        let table = ModularTable::default();
+        let nodes = vec![
+            node("h", 1, Role::Master, State::Active, 0, 1),
+            node("h", 2, Role::Master, State::Active, 1, 1),
+            node("h", 3, Role::Proxy, State::Active, -1, 0),
+        ];
+        let (maps, _) = PartitionMaps::build(&nodes).expect("valid");
+        let r = |me| Router {
+            maps: &maps,
+            table: &table,
+            hash: HashAlgorithm::Simple,
+            me,
+        };
+        // with 2 partitions: "bar" -> 0, "foo" -> 1
+        assert_eq!(
+            r("h:1").write(b"bar", false),
+            WriteRoute::Local { master: true }
+        );
+        assert_eq!(
+            r("h:1").write(b"foo", false),
+            WriteRoute::Forward("h:2".into())
+        );
+        assert_eq!(
+            r("h:3").read(b"foo", |_| 0),
+            ReadRoute::Remote("h:2".into())
+        );
+        assert_eq!(r("h:2").read(b"foo", |_| 0), ReadRoute::Local);
+        let empty = PartitionMaps::default();
+        let r0 = Router {
+            maps: &empty,
+            table: &table,
+            hash: HashAlgorithm::Simple,
+            me: "h:1",
+        };
+        assert_eq!(r0.write(b"foo", false), WriteRoute::NoPartition);
+        assert_eq!(r0.read(b"foo", |_| 0), ReadRoute::Miss);
+    }
+}

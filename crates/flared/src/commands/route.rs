@@ -1,0 +1,190 @@
+//! Routing of requests through the cluster (cluster.md §5): decide whether a
+//! key is served here or by another node, forward, and relay the answer.
+//! The per-command modules only ever apply a request locally; this module is
+//! the one place that knows about other nodes.
+
+use bytes::{Bytes, BytesMut};
+use flare_cluster::{ReadRoute, WriteRoute};
+use flare_proto::client::{encode_request, ReplyKind};
+use flare_proto::{absolute_expire, reply, Request};
+
+use crate::node::{now, Node};
+
+/// Proxy identifiers longer than this are treated as a routing loop: the
+/// original has no hop limit for requests, and reads carried no identifier.
+pub const MAX_HOPS: usize = 8;
+
+const PROXY_FAILURE: &[u8] = b"SERVER_ERROR proxy failure\r\n";
+
+/// The key a write is routed by.
+pub fn write_key(req: &Request) -> Option<&Bytes> {
+    match req {
+        Request::Store(s) => Some(&s.key),
+        Request::Touch { key, .. }
+        | Request::Gat { key, .. }
+        | Request::Arith { key, .. }
+        | Request::Delete { key, .. } => Some(key),
+        _ => None,
+    }
+}
+
+/// Where a write goes, given the proxy identifier it arrived with.
+pub fn route_write(node: &Node, key: &[u8], proxy: Option<&[String]>) -> WriteRoute {
+    node.topology().router(&node.me).write(key, proxy.is_some())
+}
+
+/// Where a read goes.
+pub fn route_read(node: &Node, key: &[u8]) -> ReadRoute {
+    node.topology().router(&node.me).read(key, pick)
+}
+
+/// A cheap per-thread xorshift choice in `0..n` for weighted read balancing.
+fn pick(n: usize) -> usize {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64 | 1)
+                .unwrap_or(0x9E37_79B9_7F4A_7C15),
+        );
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x % n.max(1) as u64) as usize
+    })
+}
+
+/// The identifier a forwarded request carries: what it came with, plus us.
+fn forward_list(node: &Node, proxy: Option<&[String]>) -> Option<Vec<String>> {
+    let mut list = proxy.map(<[String]>::to_vec).unwrap_or_default();
+    if list.len() >= MAX_HOPS || list.iter().any(|k| k == &node.me) {
+        return None;
+    }
+    list.push(node.me.clone());
+    Some(list)
+}
+
+/// The request as it is sent on: relative exptimes made absolute (the
+/// destination's clock must not restart them) and `noreply` removed (we always
+/// read the peer's answer, so a pooled connection never loses sync).
+fn for_forwarding(mut req: Request) -> (Request, bool) {
+    let now = now();
+    let noreply;
+    match &mut req {
+        Request::Store(s) => {
+            s.exptime = absolute_expire(s.exptime, now);
+            noreply = std::mem::take(&mut s.options.noreply);
+        }
+        Request::Touch {
+            exptime,
+            noreply: n,
+            ..
+        }
+        | Request::Gat {
+            exptime,
+            noreply: n,
+            ..
+        } => {
+            *exptime = absolute_expire(*exptime, now);
+            noreply = std::mem::take(n);
+        }
+        Request::Arith { options, .. } => noreply = std::mem::take(&mut options.noreply),
+        Request::Delete { time, options, .. } => {
+            if *time > 0 {
+                *time = absolute_expire(*time, now);
+            }
+            noreply = std::mem::take(&mut options.noreply);
+        }
+        _ => noreply = false,
+    }
+    (req, noreply)
+}
+
+/// Forward a write to `dest` and relay its answer (cluster.md §5.2, §5.5).
+pub async fn forward_write(
+    node: &std::sync::Arc<Node>,
+    dest: String,
+    proxy: Option<&[String]>,
+    req: Request,
+    out: &mut BytesMut,
+) {
+    let Some(list) = forward_list(node, proxy) else {
+        tracing::warn!(
+            "routing loop detected (proxy list {:?}): request not forwarded",
+            proxy
+        );
+        out.extend_from_slice(reply::PROXY_ERROR);
+        return;
+    };
+    let key = write_key(&req).cloned().unwrap_or_default();
+    let (req, noreply) = for_forwarding(req);
+    let mut wire = BytesMut::new();
+    let Some(kind) = encode_request(&mut wire, Some(&list), &req) else {
+        out.extend_from_slice(PROXY_FAILURE);
+        return;
+    };
+    if noreply {
+        let node = std::sync::Arc::clone(node);
+        tokio::spawn(async move {
+            if let Err(e) = node.peers.call(&dest, &key, &wire, kind).await {
+                tracing::warn!("forwarding a noreply write: {e}");
+            }
+        });
+        return;
+    }
+    match node.peers.call(&dest, &key, &wire, kind).await {
+        Ok(answer) => out.extend_from_slice(&answer),
+        Err(e) => {
+            tracing::warn!("proxy error: {e}");
+            out.extend_from_slice(reply::PROXY_ERROR);
+        }
+    }
+}
+
+/// Answer of a write that cannot be routed.
+pub fn unroutable(route: &WriteRoute, out: &mut BytesMut) {
+    match route {
+        WriteRoute::NoPartition => out.extend_from_slice(reply::NO_PARTITION),
+        _ => out.extend_from_slice(PROXY_FAILURE),
+    }
+}
+
+/// Forward a read of one key (or one `keys` prefix) and return the relayed
+/// entries without the closing `END` (empty on a miss or any failure).
+pub async fn forward_read(
+    node: &Node,
+    dest: &str,
+    proxy: Option<&[String]>,
+    req: &Request,
+    key: &[u8],
+) -> Bytes {
+    let Some(list) = forward_list(node, proxy) else {
+        return Bytes::new();
+    };
+    let mut wire = BytesMut::new();
+    let Some(kind) = encode_request(&mut wire, Some(&list), req) else {
+        return Bytes::new();
+    };
+    debug_assert!(matches!(kind, ReplyKind::Values | ReplyKind::Keys));
+    match node.peers.call(dest, key, &wire, kind).await {
+        Ok(answer) => match answer.strip_suffix(reply::END) {
+            Some(entries) => answer.slice(..entries.len()),
+            None => {
+                tracing::warn!(
+                    "unexpected answer from {dest}: {:?}",
+                    String::from_utf8_lossy(&answer)
+                );
+                Bytes::new()
+            }
+        },
+        Err(e) => {
+            tracing::warn!("proxy error on read: {e}");
+            Bytes::new()
+        }
+    }
+}

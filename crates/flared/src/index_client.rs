@@ -1,0 +1,208 @@
+//! Talking to the index server as a client: registration (`node add` +
+//! `meta`) at start-up and the shutdown notice (cluster.md §2).
+
+use std::time::Duration;
+
+use flare_cluster::HashAlgorithm;
+use flare_proto::node::NodeLine;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::topology::Meta;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts with a single index server, 500 ms apart (as the original).
+const SINGLE_SERVER_ATTEMPTS: usize = 9;
+
+/// Errors talking to the index.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("failed to connect to index server {servers}: {reason}")]
+    Connect { servers: String, reason: String },
+    #[error("failed to add node to index server {server}: {reason}")]
+    NodeAdd { server: String, reason: String },
+    #[error("failed to get meta data from index server {server}: {reason}")]
+    Meta { server: String, reason: String },
+    #[error("index server {server}: {reason}")]
+    Io { server: String, reason: String },
+}
+
+struct IndexConn {
+    server: String,
+    reader: BufReader<TcpStream>,
+}
+
+impl IndexConn {
+    async fn send(&mut self, line: &str) -> Result<(), IndexError> {
+        let io = |e: std::io::Error| IndexError::Io {
+            server: self.server.clone(),
+            reason: e.to_string(),
+        };
+        self.reader
+            .get_mut()
+            .write_all(line.as_bytes())
+            .await
+            .map_err(io)
+    }
+
+    async fn line(&mut self) -> Result<String, String> {
+        let mut s = String::new();
+        match tokio::time::timeout(READ_TIMEOUT, self.reader.read_line(&mut s)).await {
+            Err(_) => Err("timed out waiting for a reply".into()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(0)) => Err("connection closed".into()),
+            Ok(Ok(_)) => Ok(s.trim_end_matches(['\r', '\n']).to_string()),
+        }
+    }
+}
+
+fn servers_text(servers: &[(String, u16)]) -> String {
+    servers
+        .iter()
+        .map(|(h, p)| format!("{h}:{p}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Connect to an index server: one server is tried up to 9 times 500 ms
+/// apart; several are tried once each, in random order.
+async fn connect(servers: &[(String, u16)]) -> Result<IndexConn, IndexError> {
+    let mut order: Vec<&(String, u16)> = servers.iter().collect();
+    let attempts = if servers.len() == 1 {
+        SINGLE_SERVER_ATTEMPTS
+    } else {
+        // shuffle (no rand crate needed for this)
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as usize)
+            .unwrap_or(0);
+        let n = order.len();
+        order.rotate_left(seed % n);
+        1
+    };
+    let mut last = String::new();
+    for round in 0..attempts {
+        for (host, port) in &order {
+            let addr = format!("{host}:{port}");
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(IndexConn {
+                        server: addr,
+                        reader: BufReader::new(s),
+                    });
+                }
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "connect timed out".into(),
+            }
+            tracing::warn!(
+                "connect() to index server {addr} failed: {last} -> wait for 500000 usec"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let _ = round;
+    }
+    Err(IndexError::Connect {
+        servers: servers_text(servers),
+        reason: last,
+    })
+}
+
+/// `node add` + `meta`: the node map and the key resolver parameters.
+pub async fn register(
+    servers: &[(String, u16)],
+    name: &str,
+    port: u16,
+) -> Result<(Vec<NodeLine>, Meta), IndexError> {
+    let mut c = connect(servers).await?;
+    tracing::info!("setting up cluster node... (index_server={})", c.server);
+    c.send(&format!("node add {name} {port}\r\n")).await?;
+    let mut nodes = Vec::new();
+    loop {
+        let line = c.line().await.map_err(|reason| IndexError::NodeAdd {
+            server: c.server.clone(),
+            reason,
+        })?;
+        if line == "END" {
+            break;
+        }
+        match NodeLine::parse(line.as_bytes()) {
+            Some(n) => nodes.push(n),
+            None => return Err(IndexError::NodeAdd {
+                server: c.server.clone(),
+                reason: format!(
+                    "index answered [{line}] (is {name}:{port} already registered and not down?)"
+                ),
+            }),
+        }
+    }
+    c.send("meta\r\n").await?;
+    let mut meta = Meta::default();
+    let meta_err = |server: &str, reason: String| IndexError::Meta {
+        server: server.to_string(),
+        reason,
+    };
+    loop {
+        let line = c.line().await.map_err(|r| meta_err(&c.server, r))?;
+        if line == "END" {
+            break;
+        }
+        let mut it = line.split(' ');
+        let (Some("META"), Some(key), Some(value)) = (it.next(), it.next(), it.next()) else {
+            return Err(meta_err(&c.server, format!("unexpected line [{line}]")));
+        };
+        let num = |v: &str| {
+            v.parse::<u32>()
+                .map_err(|_| meta_err(&c.server, format!("bad value in [{line}]")))
+        };
+        match key {
+            "partition-size" => meta.partition_size = num(value)?,
+            "partition-modular-hint" => meta.hint = num(value)?,
+            "partition-modular-virtual" => meta.virtual_nodes = num(value)?,
+            "key-hash-algorithm" => {
+                meta.hash = HashAlgorithm::from_name(value).ok_or_else(|| {
+                    meta_err(&c.server, format!("unknown hash algorithm [{value}]"))
+                })?
+            }
+            "partition-type" if value == "modular" => {}
+            "partition-type" => {
+                return Err(meta_err(
+                    &c.server,
+                    format!("unknown partition type [{value}]"),
+                ))
+            }
+            other => tracing::warn!("unknown meta key [{other}] from the index: skipped"),
+        }
+    }
+    tracing::info!(
+        "meta data from index server: partition_size={} key_hash_algorithm={} key_resolver_modular_hint={} key_resolver_modular_virtual={}",
+        meta.partition_size,
+        meta.hash.name(),
+        meta.hint,
+        meta.virtual_nodes
+    );
+    Ok((nodes, meta))
+}
+
+/// Tell the index this node is stopping (`shutdown <name> <port>`), so that
+/// failover starts at once (cluster.md §2.5).
+pub async fn notify_shutdown(
+    servers: &[(String, u16)],
+    name: &str,
+    port: u16,
+) -> Result<(), IndexError> {
+    let mut c = connect(servers).await?;
+    c.send(&format!("shutdown {name} {port}\r\n")).await?;
+    match c.line().await {
+        Ok(l) if l == "OK" => Ok(()),
+        Ok(l) => Err(IndexError::Io {
+            server: c.server.clone(),
+            reason: format!("shutdown answered [{l}]"),
+        }),
+        Err(reason) => Err(IndexError::Io {
+            server: c.server.clone(),
+            reason,
+        }),
+    }
+}
