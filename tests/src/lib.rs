@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Most lines (or records) a multi-line reply may have before the test fails.
+pub const MAX_LINES: usize = 1_000_000;
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(15);
 
@@ -111,6 +114,27 @@ impl Flared {
         std::fs::read_to_string(self.dir.path().join("flared.stderr")).unwrap_or_default()
     }
 
+    /// Wait (at most [`WAIT`]) until `path` holds this flared's pid followed by a
+    /// newline: the pid file is written at the end of start-up, after the port
+    /// already accepts connections.
+    #[track_caller]
+    pub fn wait_pid_file(&self, path: &Path) {
+        let want = format!("{}\n", self.pid());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = std::fs::read_to_string(path).unwrap_or_default();
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pid file {} holds {got:?}, not {want:?}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Default pid file: `<data-dir>/flared.pid`.
     pub fn pid_path(&self) -> PathBuf {
         self.dir.path().join("flared.pid")
@@ -145,6 +169,14 @@ impl Flared {
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("flared is running");
         signal(c.id(), libc_sigterm());
+        wait_exit(&mut c)
+    }
+
+    /// Send signal `sig` (e.g. 2 = SIGINT) and wait for the exit status (fails
+    /// the test after [`WAIT`]).
+    pub fn stop_with(&mut self, sig: i32) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("flared is running");
+        signal(c.id(), sig);
         wait_exit(&mut c)
     }
 
@@ -240,6 +272,7 @@ impl Conn {
         let mut line = Vec::new();
         let mut b = [0u8; 1];
         while !line.ends_with(b"\n") {
+            assert!(line.len() < 1 << 24, "no LF within 16 MiB");
             match self.stream.read(&mut b) {
                 Ok(1) => line.push(b[0]),
                 Ok(_) => panic!(
@@ -259,6 +292,10 @@ impl Conn {
     pub fn read_until(&mut self, last: &str) -> Vec<String> {
         let mut lines = Vec::new();
         loop {
+            assert!(
+                lines.len() < MAX_LINES,
+                "no {last:?} within {MAX_LINES} lines"
+            );
             let l = self.read_line();
             let done = l == last;
             lines.push(l);
@@ -493,7 +530,10 @@ impl Conn {
             .unwrap_or_else(|| panic!("expected VALUE, got {line:?}"))
             .split(' ')
             .collect();
-        assert!(fields.len() == 3 || fields.len() == 4, "bad VALUE line {line:?}");
+        assert!(
+            fields.len() == 3 || fields.len() == 4,
+            "bad VALUE line {line:?}"
+        );
         let flags: u32 = fields[1].parse().expect("flags");
         let len: usize = fields[2].parse().expect("bytes");
         let version = fields.get(3).map(|v| v.parse::<u64>().expect("version"));
@@ -537,6 +577,10 @@ impl Conn {
         self.send(req.as_bytes());
         let mut out = Vec::new();
         loop {
+            assert!(
+                out.len() < MAX_LINES,
+                "dump: no END within {MAX_LINES} records"
+            );
             let line = self.read_line();
             if line == "END\r\n" {
                 return out;

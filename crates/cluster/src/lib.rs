@@ -17,4 +17,4 @@ pub mod partitions;
 pub use error::ClusterError;
 pub use hash::{murmur, HashAlgorithm};
 pub use modular::ModularTable;
-pub use partitions::{MapError, Partition, PartitionMaps, ReadRoute, Router, WriteRoute};
+pub use partitions::{MapError, Partition, PartitionMaps, ReadRoute, Replicas, Router, WriteRoute};

@@ -263,6 +263,42 @@ impl Router<'_> {
             None => WriteRoute::NoMaster,
         }
     }
+
+    /// Where a write executed here must be replicated (cluster.md §5.2
+    /// post-routing): the slaves of the partition this node is the master of
+    /// for the key (preparing slaves included), and, while a partition is
+    /// being prepared and the key moves to it, that partition's master.
+    pub fn replicas(&self, key: &[u8], proxied: bool) -> Replicas {
+        let count = self.maps.active_count();
+        let mut out = Replicas::default();
+        let Some(p) = self
+            .partition_of(key, count)
+            .and_then(|n| self.maps.active.get(n as usize))
+        else {
+            return out;
+        };
+        let moving = self
+            .maps
+            .prepare
+            .as_ref()
+            .filter(|_| self.partition_of(key, count + 1) == Some(count as u32));
+        if p.is_master(self.me) {
+            out.slaves = p.slaves.iter().map(|(k, _)| k.clone()).collect();
+            out.preparing_master = moving.and_then(|pp| pp.master_key().map(str::to_string));
+        } else if let Some(pp) = moving.filter(|pp| proxied && pp.is_master(self.me)) {
+            out.slaves = pp.slaves.iter().map(|(k, _)| k.clone()).collect();
+        }
+        out
+    }
+}
+
+/// Replication targets of one write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Replicas {
+    /// Slaves to replicate to (waited for when the write is `sync`).
+    pub slaves: Vec<String>,
+    /// The preparing master of a moving key (never waited for).
+    pub preparing_master: Option<String>,
 }
 
 #[cfg(test)]

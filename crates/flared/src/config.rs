@@ -380,6 +380,8 @@ pub struct NodeConfig {
     pub max_line_size: usize,
     pub proxy_concurrency: usize,
     pub proxy_timeout_ms: u64,
+    /// `replication-type = sync`: writes wait for the slaves unless `async`.
+    pub replication_sync: bool,
     /// Notices about options that are accepted but mapped or ignored.
     pub notices: Vec<String>,
 }
@@ -479,14 +481,15 @@ impl NodeConfig {
             "always" => FsyncPolicy::Always,
             other => return Err(invalid("storage-fsync", other)),
         };
-        match s.str("replication-type").unwrap_or("async") {
-            "async" | "sync" => {}
+        let replication_sync = match s.str("replication-type").unwrap_or("async") {
+            "async" => false,
+            "sync" => true,
             other => {
                 return Err(ConfigError::Invalid(format!(
                     "unknown replication type [{other}]"
                 )))
             }
-        }
+        };
         match s.str("cluster-replication-mode").unwrap_or("duplicate") {
             "duplicate" | "forward" => {}
             other => {
@@ -554,6 +557,7 @@ impl NodeConfig {
             max_line_size: positive(s, "max-line-size")?.max(64),
             proxy_concurrency: positive(s, "proxy-concurrency")?,
             proxy_timeout_ms: positive(s, "proxy-timeout")? as u64,
+            replication_sync,
             notices,
             settings,
         })

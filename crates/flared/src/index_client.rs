@@ -129,12 +129,14 @@ pub async fn register(
         }
         match NodeLine::parse(line.as_bytes()) {
             Some(n) => nodes.push(n),
-            None => return Err(IndexError::NodeAdd {
-                server: c.server.clone(),
-                reason: format!(
+            None => {
+                return Err(IndexError::NodeAdd {
+                    server: c.server.clone(),
+                    reason: format!(
                     "index answered [{line}] (is {name}:{port} already registered and not down?)"
                 ),
-            }),
+                })
+            }
         }
     }
     c.send("meta\r\n").await?;
@@ -205,4 +207,14 @@ pub async fn notify_shutdown(
             reason,
         }),
     }
+}
+
+/// Send one command line to an index server and return its one-line answer.
+pub async fn command(servers: &[(String, u16)], line: &str) -> Result<String, IndexError> {
+    let mut c = connect(servers).await?;
+    c.send(line).await?;
+    c.line().await.map_err(|reason| IndexError::Io {
+        server: c.server.clone(),
+        reason,
+    })
 }

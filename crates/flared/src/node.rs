@@ -5,13 +5,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flare_proto::node::NodeLine;
+use std::collections::HashSet;
+
+use flare_proto::node::{NodeLine, Role, State};
 use flare_proto::{Dialect, Limits, Parser};
 use flare_storage::{RocksEngine, Store};
 
 use crate::config::NodeConfig;
 use crate::proxy::Peers;
+use crate::reconstruction::{self, Plan, Progress};
 use crate::registry::Registry;
+use crate::replication::Replicator;
 use crate::stats::Counters;
 use crate::topology::Topology;
 
@@ -35,6 +39,8 @@ pub struct Node {
     pub me: String,
     topology: RwLock<Arc<Topology>>,
     pub peers: Peers,
+    pub replicator: Replicator,
+    pub progress: Progress,
     /// Set after a storage write failure: `ping` answers `SERVER_ERROR storage
     /// error` until restart, so that the index takes the node out.
     storage_failed: AtomicBool,
@@ -42,6 +48,11 @@ pub struct Node {
 
 impl Node {
     pub fn new(config: NodeConfig, store: Store<RocksEngine>, topology: Topology) -> Node {
+        let replicator = Replicator::new(
+            config.proxy_concurrency,
+            Duration::from_millis(config.proxy_timeout_ms),
+        );
+        replicator.set_targets(replication_targets(&topology));
         let limits = Limits {
             max_line: config.max_line_size,
             max_value: config.max_item_size,
@@ -58,6 +69,8 @@ impl Node {
                 config.proxy_concurrency,
                 Duration::from_millis(config.proxy_timeout_ms),
             ),
+            replicator,
+            progress: Progress::default(),
             storage_failed: AtomicBool::new(false),
             config,
         }
@@ -69,39 +82,52 @@ impl Node {
     }
 
     /// Apply a `node sync`: `Err(current)` when `version` is older than the
-    /// current non-zero version (cluster.md §3.3).
-    pub fn install(&self, version: u64, nodes: Vec<NodeLine>) -> Result<(), u64> {
+    /// current non-zero version (cluster.md §3.3). Returns the maps before
+    /// and after, and the reconstruction the change asks for. A node that is
+    /// about to be rebuilt starts from an empty store (unlike the original,
+    /// which kept stale data and could resurrect deleted keys); the store is
+    /// emptied before the new map takes effect, so that no replicated write
+    /// that arrives under the new map is lost.
+    pub fn install(
+        &self,
+        version: u64,
+        nodes: Vec<NodeLine>,
+    ) -> Result<(Arc<Topology>, Arc<Topology>, Option<Plan>), u64> {
         let mut slot = self.topology.write().unwrap_or_else(|e| e.into_inner());
-        let cur = Arc::clone(&slot);
-        if cur.version > 0 && version < cur.version {
-            return Err(cur.version);
+        let before = Arc::clone(&slot);
+        if before.version > 0 && version < before.version {
+            return Err(before.version);
         }
-        let me_before = cur
-            .node(&self.me)
-            .map(|n| (n.role, n.state, n.partition, n.balance));
-        let next = Topology::from_nodes(
+        let after = Arc::new(Topology::from_nodes(
             version,
             nodes,
-            Some(&cur.maps),
-            Arc::clone(&cur.table),
-            cur.hash,
-        );
-        let me_after = next
+            Some(&before.maps),
+            Arc::clone(&before.table),
+            before.hash,
+        ));
+        let me_before = before
+            .node(&self.me)
+            .map(|n| (n.role, n.state, n.partition, n.balance));
+        let me_after = after
             .node(&self.me)
             .map(|n| (n.role, n.state, n.partition, n.balance));
         if me_before != me_after {
-            tracing::info!(
-                "node map version {version}: this node {:?} -> {:?}",
-                me_before,
-                me_after
-            );
+            tracing::info!("node map version {version}: this node {me_before:?} -> {me_after:?}");
         }
-        let keys: std::collections::HashSet<String> =
-            next.nodes.iter().map(NodeLine::key).collect();
-        *slot = Arc::new(next);
+        let plan = reconstruction::plan(&before, &after, &self.me);
+        if plan.is_some() {
+            tracing::info!("this node is to be rebuilt: emptying the local store first");
+            if let Err(e) = self.store.truncate() {
+                tracing::error!("emptying the store before reconstruction failed: {e}");
+            }
+        }
+        let targets = replication_targets(&after);
+        let keys: HashSet<String> = after.nodes.iter().map(NodeLine::key).collect();
+        *slot = Arc::clone(&after);
         drop(slot);
+        self.replicator.set_targets(targets);
         self.peers.retain(|k| keys.contains(k));
-        Ok(())
+        Ok((before, after, plan))
     }
 
     pub fn storage_failed(&self) -> bool {
@@ -113,4 +139,16 @@ impl Node {
         tracing::error!("storage i/o error during {what}: {e}");
         self.storage_failed.store(true, Ordering::Relaxed);
     }
+}
+
+/// Nodes replication may go to: live slaves and masters being prepared.
+fn replication_targets(t: &Topology) -> HashSet<String> {
+    t.nodes
+        .iter()
+        .filter(|n| {
+            (n.role == Role::Slave && n.state != State::Down)
+                || (n.role == Role::Master && matches!(n.state, State::Prepare | State::Ready))
+        })
+        .map(NodeLine::key)
+        .collect()
 }

@@ -26,7 +26,7 @@ pub enum ProxyError {
     Timeout(String, Duration),
 }
 
-struct PeerConn {
+pub(crate) struct PeerConn {
     stream: TcpStream,
     rbuf: BytesMut,
 }
@@ -112,26 +112,31 @@ impl Peers {
     }
 
     async fn connect(&self, addr: &str) -> Result<PeerConn, ProxyError> {
-        let stream = match tokio::time::timeout(self.timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(ProxyError::Connect(addr.to_string(), e.to_string())),
-            Err(_) => return Err(ProxyError::Timeout(addr.to_string(), self.timeout)),
-        };
-        let _ = stream.set_nodelay(true);
-        Ok(PeerConn {
-            stream,
-            rbuf: BytesMut::with_capacity(4096),
-        })
+        connect(addr, self.timeout).await
     }
 }
 
-struct ExchangeError {
-    /// Nothing of a reply was received (the request may be resent).
-    fresh: bool,
-    reason: String,
+/// Open a connection to another node (bounded by `timeout`).
+pub(crate) async fn connect(addr: &str, timeout: Duration) -> Result<PeerConn, ProxyError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(ProxyError::Connect(addr.to_string(), e.to_string())),
+        Err(_) => return Err(ProxyError::Timeout(addr.to_string(), timeout)),
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(PeerConn {
+        stream,
+        rbuf: BytesMut::with_capacity(4096),
+    })
 }
 
-async fn exchange(
+pub(crate) struct ExchangeError {
+    /// Nothing of a reply was received (the request may be resent).
+    pub fresh: bool,
+    pub reason: String,
+}
+
+pub(crate) async fn exchange(
     conn: &mut PeerConn,
     request: &[u8],
     kind: ReplyKind,

@@ -7,6 +7,7 @@
 //! [`FsyncPolicy`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rocksdb::{
     BlockBasedIndexType, BlockBasedOptions, Cache, DBCompressionType, DataBlockIndexType,
@@ -72,7 +73,7 @@ impl Default for RocksConfig {
 
 /// RocksDB behind [`KvEngine`].
 pub struct RocksEngine {
-    db: DB,
+    db: Arc<DB>,
     write: WriteOptions,
     path: PathBuf,
 }
@@ -144,7 +145,11 @@ impl RocksEngine {
         })?;
         let mut write = WriteOptions::default();
         write.set_sync(config.fsync == FsyncPolicy::Always);
-        Ok(RocksEngine { db, write, path })
+        Ok(RocksEngine {
+            db: Arc::new(db),
+            write,
+            path,
+        })
     }
 
     /// Where the database lives.
@@ -178,7 +183,12 @@ impl KvEngine for RocksEngine {
         let mut batch = WriteBatch::default();
         batch.delete_range([DATA], [DATA_END]);
         self.db.write_opt(batch, &self.write).map_err(engine_err)?;
-        self.db.compact_range(Some([DATA]), Some([DATA_END]));
+        // Reclaim the space in the background: the range tombstone already
+        // hides every record, and a large compaction must not hold up the caller.
+        let db = Arc::clone(&self.db);
+        let _ = std::thread::Builder::new()
+            .name("flush-compaction".into())
+            .spawn(move || db.compact_range(Some([DATA]), Some([DATA_END])));
         Ok(())
     }
 

@@ -1,13 +1,21 @@
 //! `delete <key> [<time>] [<version>]`.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use flare_proto::{absolute_expire, reply};
 use flare_storage::DeleteOutcome;
 
+use super::Applied;
 use crate::node::{now, Node};
 use crate::stats::inc;
 
-pub fn apply(node: &Node, key: &[u8], time: i64, version: u64, noreply: bool, out: &mut BytesMut) {
+pub fn apply(
+    node: &Node,
+    key: &Bytes,
+    time: i64,
+    version: u64,
+    noreply: bool,
+    out: &mut BytesMut,
+) -> Option<Applied> {
     let c = &node.counters;
     let now = now();
     let hold = if time > 0 {
@@ -15,9 +23,11 @@ pub fn apply(node: &Node, key: &[u8], time: i64, version: u64, noreply: bool, ou
     } else {
         0
     };
+    let mut applied = None;
     let line = match node.store.delete(key, hold, version, now) {
-        Ok(DeleteOutcome::Deleted { .. }) => {
+        Ok(DeleteOutcome::Deleted { version }) => {
             inc(&c.delete_hits);
+            applied = Some(Applied::Delete(key.clone(), hold, version));
             reply::DELETED
         }
         Ok(DeleteOutcome::NotFound) => {
@@ -27,10 +37,11 @@ pub fn apply(node: &Node, key: &[u8], time: i64, version: u64, noreply: bool, ou
         Err(e) => {
             node.fail_storage("delete", &e);
             out.extend_from_slice(reply::IO_ERROR);
-            return;
+            return None;
         }
     };
     if !noreply {
         out.extend_from_slice(line);
     }
+    applied
 }

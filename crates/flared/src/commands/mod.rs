@@ -28,6 +28,16 @@ pub use dump::{run_dump, DumpJob};
 use crate::node::Node;
 use crate::registry::ConnSlot;
 
+/// A successful local write, as replication needs it.
+pub enum Applied {
+    /// The key's record changed (set family, cas, incr/decr): send it whole.
+    Record(bytes::Bytes),
+    /// Deleted: key, delete-hold expire (0 = none), deleted version.
+    Delete(bytes::Bytes, i64, u64),
+    /// Touched: key, new expire.
+    Touch(bytes::Bytes, i64),
+}
+
 /// What the connection does after a command.
 pub enum Next {
     Continue,
@@ -49,7 +59,22 @@ pub async fn execute(
     let proxy = proxy.as_deref();
     if let Some(key) = route::write_key(&request) {
         match route::route_write(node, key, proxy) {
-            WriteRoute::Local { .. } => apply_write(node, request, out),
+            WriteRoute::Local { master: false } => {
+                apply_write(node, request, out);
+            }
+            WriteRoute::Local { master: true } => {
+                let options = route::write_options(&request);
+                let mut local = BytesMut::new();
+                if let Some(applied) = apply_write(node, request, &mut local) {
+                    if let Err(e) = route::replicate(node, proxy, applied, options).await {
+                        if !options.noreply {
+                            reply::line(out, format_args!("SERVER_ERROR {e}"));
+                        }
+                        return Next::Continue;
+                    }
+                }
+                out.extend_from_slice(&local);
+            }
             WriteRoute::Forward(dest) => {
                 route::forward_write(node, dest, proxy, request, out).await
             }
@@ -102,13 +127,15 @@ pub async fn execute(
         | Request::Touch { .. }
         | Request::Gat { .. }
         | Request::Arith { .. }
-        | Request::Delete { .. } => apply_write(node, request, out),
+        | Request::Delete { .. } => {
+            apply_write(node, request, out);
+        }
     }
     Next::Continue
 }
 
 /// Apply a write to local storage.
-fn apply_write(node: &Node, request: Request, out: &mut BytesMut) {
+fn apply_write(node: &Node, request: Request, out: &mut BytesMut) -> Option<Applied> {
     match request {
         Request::Store(s) => storage::apply(node, s, out),
         Request::Touch {
@@ -133,6 +160,9 @@ fn apply_write(node: &Node, request: Request, out: &mut BytesMut) {
             version,
             options,
         } => delete::apply(node, &key, time, version, options.noreply, out),
-        _ => out.extend_from_slice(reply::ERROR),
+        _ => {
+            out.extend_from_slice(reply::ERROR);
+            None
+        }
     }
 }

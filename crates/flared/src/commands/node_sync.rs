@@ -1,15 +1,25 @@
 //! `node sync`: replace this node's view of the cluster (version guard of
-//! cluster.md §3.3: a version older than the current non-zero one is refused).
+//! cluster.md §3.3: a version older than the current non-zero one is refused),
+//! then start what the change asks for (reconstruction, cleanup after a split).
+
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use flare_proto::node::NodeLine;
 use flare_proto::reply;
 
 use crate::node::Node;
+use crate::reconstruction;
 
-pub fn apply(node: &Node, version: u64, nodes: Vec<NodeLine>, out: &mut BytesMut) {
+pub fn apply(node: &Arc<Node>, version: u64, nodes: Vec<NodeLine>, out: &mut BytesMut) {
     match node.install(version, nodes) {
-        Ok(()) => out.extend_from_slice(reply::OK),
+        Ok((before, after, plan)) => {
+            out.extend_from_slice(reply::OK);
+            if let Some(plan) = plan {
+                reconstruction::start(Arc::clone(node), plan);
+            }
+            reconstruction::cleanup_after_split(Arc::clone(node), &before, &after);
+        }
         Err(current) => {
             tracing::warn!(
                 "node sync rejected: version {version} is older than the current {current}"

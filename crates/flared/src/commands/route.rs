@@ -6,8 +6,10 @@
 use bytes::{Bytes, BytesMut};
 use flare_cluster::{ReadRoute, WriteRoute};
 use flare_proto::client::{encode_request, ReplyKind};
+use flare_proto::request::{Store, StoreKind, WriteOptions};
 use flare_proto::{absolute_expire, reply, Request};
 
+use super::Applied;
 use crate::node::{now, Node};
 
 /// Proxy identifiers longer than this are treated as a routing loop: the
@@ -187,4 +189,110 @@ pub async fn forward_read(
             Bytes::new()
         }
     }
+}
+
+/// The trailing options of a write (`touch`/`gat` only have `noreply`).
+pub fn write_options(req: &Request) -> WriteOptions {
+    match req {
+        Request::Store(s) => s.options,
+        Request::Arith { options, .. } | Request::Delete { options, .. } => *options,
+        Request::Touch { noreply, .. } | Request::Gat { noreply, .. } => WriteOptions {
+            noreply: *noreply,
+            ..Default::default()
+        },
+        _ => WriteOptions::default(),
+    }
+}
+
+/// The replicated form of a local write (cluster.md §6.1): the whole record
+/// as `set` with its version, `delete <key> <expire> <version>`, or
+/// `touch <key> <expire>`. `None` when the record is gone again.
+fn replicated_request(node: &Node, applied: &Applied) -> Option<(Bytes, Request)> {
+    Some(match applied {
+        Applied::Record(key) => {
+            let r = node.store.get(key, now()).ok().flatten()?;
+            let req = Request::Store(Store {
+                kind: StoreKind::Set,
+                key: key.clone(),
+                flags: r.flags,
+                exptime: r.expire,
+                version: r.version,
+                options: WriteOptions::default(),
+                data: Bytes::from(r.value),
+            });
+            (key.clone(), req)
+        }
+        Applied::Delete(key, expire, version) => (
+            key.clone(),
+            Request::Delete {
+                key: key.clone(),
+                time: *expire,
+                version: *version,
+                options: WriteOptions::default(),
+            },
+        ),
+        Applied::Touch(key, expire) => (
+            key.clone(),
+            Request::Touch {
+                key: key.clone(),
+                exptime: *expire,
+                noreply: false,
+            },
+        ),
+    })
+}
+
+/// Replicate a write this node executed as master (cluster.md §5.2
+/// post-routing). For a `sync` write (the option, or `replication-type =
+/// sync` without `async`), wait until every slave confirmed; the error names
+/// the slave that did not.
+pub async fn replicate(
+    node: &Node,
+    proxy: Option<&[String]>,
+    applied: Applied,
+    options: WriteOptions,
+) -> Result<(), String> {
+    // Loop guard: a request that already passed this node twice is not
+    // replicated again.
+    if let Some(list) = proxy {
+        if list.iter().filter(|k| *k == &node.me).count() >= 2 {
+            return Ok(());
+        }
+    }
+    let key = match &applied {
+        Applied::Record(k) | Applied::Delete(k, ..) | Applied::Touch(k, _) => k.clone(),
+    };
+    let targets = node
+        .topology()
+        .router(&node.me)
+        .replicas(&key, proxy.is_some());
+    if targets.slaves.is_empty() && targets.preparing_master.is_none() {
+        return Ok(());
+    }
+    let Some((key, req)) = replicated_request(node, &applied) else {
+        return Ok(());
+    };
+    let mut list = proxy.map(<[String]>::to_vec).unwrap_or_default();
+    list.push(node.me.clone());
+    let mut wire = BytesMut::new();
+    encode_request(&mut wire, Some(&list), &req);
+    let wire = wire.freeze();
+    let wait = options.sync || (node.config.replication_sync && !options.asynchronous);
+    let mut acks = Vec::new();
+    for slave in &targets.slaves {
+        if let Some(rx) = node.replicator.send(slave, &key, wire.clone(), wait).await {
+            acks.push((slave.clone(), rx));
+        }
+    }
+    if let Some(pm) = &targets.preparing_master {
+        node.replicator.send(pm, &key, wire.clone(), false).await;
+    }
+    for (slave, rx) in acks {
+        match rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("replication to {slave} failed: {e}")),
+            Err(_) => return Err(format!("replication to {slave} failed: sender stopped")),
+        }
+    }
+    Ok(())
 }

@@ -1,5 +1,7 @@
 //! `stats` and its sub-commands (protocol.md §19).
 
+use std::sync::atomic::Ordering;
+
 use bytes::BytesMut;
 use flare_proto::reply::{self, stat};
 use flare_proto::request::StatsKind;
@@ -13,7 +15,8 @@ pub fn apply(node: &Node, kind: StatsKind, out: &mut BytesMut) {
         StatsKind::General => general(node, out),
         StatsKind::Items | StatsKind::Slabs | StatsKind::Sizes => {}
         StatsKind::Nodes => nodes(node, out),
-        StatsKind::Threads | StatsKind::ThreadsRequest => threads(node, out),
+        StatsKind::Threads => threads(node, out, true),
+        StatsKind::ThreadsRequest => threads(node, out, false),
         StatsKind::ThreadsSlave => {}
         StatsKind::ThreadsQueue => stat(out, "total_thread_queue", 0),
     }
@@ -64,6 +67,34 @@ fn general(node: &Node, out: &mut BytesMut) {
     stat(out, "threads", conns);
     stat(out, "pool_threads", 0);
     stat(out, "node_map_version", node.topology().version);
+    reconstruction(node, out);
+}
+
+/// flare-rs additions, present only once a reconstruction (or a cleanup after
+/// a split, or a dropped replication) happened since start-up, so that the
+/// general list keeps the original's shape otherwise.
+fn reconstruction(node: &Node, out: &mut BytesMut) {
+    let p = &node.progress;
+    let state = p.state();
+    let cleaned = p.cleaned.load(Ordering::Relaxed);
+    let dropped = node.replicator.dropped.load(Ordering::Relaxed);
+    if state.is_empty() && cleaned == 0 && dropped == 0 {
+        return;
+    }
+    stat(
+        out,
+        "reconstruction_state",
+        if state.is_empty() { "idle" } else { state },
+    );
+    stat(out, "reconstruction_source", p.source());
+    stat(
+        out,
+        "reconstruction_records",
+        p.records.load(Ordering::Relaxed),
+    );
+    stat(out, "reconstruction_bytes", p.bytes.load(Ordering::Relaxed));
+    stat(out, "split_cleanup_deleted", cleaned);
+    stat(out, "replication_dropped", dropped);
 }
 
 fn nodes(node: &Node, out: &mut BytesMut) {
@@ -81,7 +112,7 @@ fn nodes(node: &Node, out: &mut BytesMut) {
 
 /// One entry per client connection (type 1). flare-rs has no alarm or pool
 /// threads to show: its internal work runs as async tasks.
-fn threads(node: &Node, out: &mut BytesMut) {
+fn threads(node: &Node, out: &mut BytesMut, internal: bool) {
     let now = now();
     for s in node.registry.snapshot() {
         let (op, state) = s.activity();
@@ -95,5 +126,24 @@ fn threads(node: &Node, out: &mut BytesMut) {
         stat(out, &format!("{id}:queue"), 0);
         stat(out, &format!("{id}:behind"), 0);
     }
-    let _ = ConnState::Wait;
+    // The reconstruction, while it runs, as the original's type-3 thread.
+    let p = &node.progress;
+    if internal && p.state() == "running" {
+        stat(out, "0:type", 3);
+        stat(out, "0:peer", p.source());
+        stat(out, "0:op", "dump");
+        stat(out, "0:uptime", 0);
+        stat(out, "0:state", ConnState::Execute.word());
+        stat(
+            out,
+            "0:info",
+            format_args!(
+                "records={} bytes={}",
+                p.records.load(Ordering::Relaxed),
+                p.bytes.load(Ordering::Relaxed)
+            ),
+        );
+        stat(out, "0:queue", 0);
+        stat(out, "0:behind", 0);
+    }
 }

@@ -5,10 +5,11 @@ use flare_proto::request::{Store, StoreKind};
 use flare_proto::{absolute_expire, reply};
 use flare_storage::{StoreMode, StoreOutcome, WriteRequest};
 
+use super::Applied;
 use crate::node::{now, Node};
 use crate::stats::inc;
 
-pub fn apply(node: &Node, s: Store, out: &mut BytesMut) {
+pub fn apply(node: &Node, s: Store, out: &mut BytesMut) -> Option<Applied> {
     let c = &node.counters;
     inc(&c.cmd_set);
     let now = now();
@@ -28,12 +29,14 @@ pub fn apply(node: &Node, s: Store, out: &mut BytesMut) {
         value: &s.data,
         version: if cas { 0 } else { s.version },
     };
+    let mut applied = None;
     let line = match node.store.store(mode, w, now) {
         Ok(StoreOutcome::Stored { .. }) => {
             inc(&c.total_items);
             if cas {
                 inc(&c.cas_hits);
             }
+            applied = Some(Applied::Record(s.key.clone()));
             reply::STORED
         }
         Ok(StoreOutcome::NotStored) => reply::NOT_STORED,
@@ -48,10 +51,11 @@ pub fn apply(node: &Node, s: Store, out: &mut BytesMut) {
         Err(e) => {
             node.fail_storage(s.kind.name(), &e);
             out.extend_from_slice(reply::IO_ERROR);
-            return;
+            return None;
         }
     };
     if !s.options.noreply {
         out.extend_from_slice(line);
     }
+    applied
 }

@@ -1,18 +1,28 @@
 //! `touch` and Flare's single-key `gat` (value without `END`).
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use flare_proto::{absolute_expire, reply};
 
+use super::Applied;
 use crate::node::{now, Node};
 use crate::stats::inc;
 
-pub fn touch(node: &Node, key: &[u8], exptime: i64, noreply: bool, out: &mut BytesMut) {
+pub fn touch(
+    node: &Node,
+    key: &Bytes,
+    exptime: i64,
+    noreply: bool,
+    out: &mut BytesMut,
+) -> Option<Applied> {
     let c = &node.counters;
     inc(&c.cmd_set);
     let now = now();
-    let line = match node.store.touch(key, absolute_expire(exptime, now), now) {
+    let expire = absolute_expire(exptime, now);
+    let mut applied = None;
+    let line = match node.store.touch(key, expire, now) {
         Ok(Some(_)) => {
             inc(&c.touch_hits);
+            applied = Some(Applied::Touch(key.clone(), expire));
             reply::TOUCHED
         }
         Ok(None) => {
@@ -22,31 +32,42 @@ pub fn touch(node: &Node, key: &[u8], exptime: i64, noreply: bool, out: &mut Byt
         Err(e) => {
             node.fail_storage("touch", &e);
             out.extend_from_slice(reply::IO_ERROR);
-            return;
+            return None;
         }
     };
     if !noreply {
         out.extend_from_slice(line);
     }
+    applied
 }
 
-pub fn gat(node: &Node, key: &[u8], exptime: i64, noreply: bool, out: &mut BytesMut) {
+pub fn gat(
+    node: &Node,
+    key: &Bytes,
+    exptime: i64,
+    noreply: bool,
+    out: &mut BytesMut,
+) -> Option<Applied> {
     inc(&node.counters.cmd_set);
     let now = now();
-    match node.store.touch(key, absolute_expire(exptime, now), now) {
+    let expire = absolute_expire(exptime, now);
+    match node.store.touch(key, expire, now) {
         Ok(Some(r)) => {
             if !noreply {
                 reply::value(out, key, r.flags, &r.value, None);
             }
+            Some(Applied::Touch(key.clone(), expire))
         }
         Ok(None) => {
             if !noreply {
                 out.extend_from_slice(reply::NOT_FOUND);
             }
+            None
         }
         Err(e) => {
             node.fail_storage("gat", &e);
             out.extend_from_slice(reply::IO_ERROR);
+            None
         }
     }
 }

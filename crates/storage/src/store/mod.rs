@@ -256,7 +256,7 @@ impl<E: KvEngine> Store<E> {
         now: i64,
     ) -> Result<StoreOutcome, StorageError> {
         let _g = self.shared();
-        let stripe = self.stripe(w.key);
+        let mut stripe = self.stripe(w.key);
         let cur = self.current(&stripe, w.key)?;
         let alive = cur.alive(now);
         let held = cur.held(now);
@@ -272,8 +272,17 @@ impl<E: KvEngine> Store<E> {
                     return Ok(StoreOutcome::NotStored);
                 }
             }
-            StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => {
+            StoreMode::Replace => {
                 if alive.is_none() {
+                    return Ok(StoreOutcome::NotStored);
+                }
+            }
+            StoreMode::Append | StoreMode::Prepend => {
+                if alive.is_none() {
+                    // append/prepend read the record: an expired one is purged (§4.2)
+                    if let Some(r) = cur.record.as_ref().filter(|r| r.is_expired(now)) {
+                        self.purge_locked(&mut stripe, w.key, r, now)?;
+                    }
                     return Ok(StoreOutcome::NotStored);
                 }
             }
@@ -311,6 +320,31 @@ impl<E: KvEngine> Store<E> {
         }
         Ok(StoreOutcome::Stored {
             version: new_version,
+        })
+    }
+
+    /// Store a record received by reconstruction (`dump`), cluster.md §7.4:
+    /// skipped (`NotStored`) unless its version is newer than every version
+    /// known here for the key: live, expired, or remembered by a tombstone.
+    pub fn import(&self, key: &[u8], record: &Record) -> Result<StoreOutcome, StorageError> {
+        let _g = self.shared();
+        let stripe = self.stripe(key);
+        let cur = self.current(&stripe, key)?;
+        let known = match (&cur.record, cur.tombstone) {
+            (Some(r), Some(t)) => r.version.max(t.version),
+            (Some(r), None) => r.version,
+            (None, Some(t)) => t.version,
+            (None, None) => 0,
+        };
+        if record.version <= known {
+            return Ok(StoreOutcome::NotStored);
+        }
+        self.engine.put(key, &record.encode())?;
+        if cur.record.is_none() {
+            self.items.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(StoreOutcome::Stored {
+            version: record.version,
         })
     }
 

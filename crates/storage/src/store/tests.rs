@@ -264,3 +264,42 @@ fn prefix_keys_and_scans() {
     .expect("scan");
     assert_eq!(seen, 4);
 }
+
+#[test]
+fn dump_import_rule() {
+    let s = store();
+    let rec = |v: u64, val: &[u8]| Record {
+        flags: 1,
+        expire: 0,
+        version: v,
+        value: val.to_vec(),
+    };
+    assert_eq!(s.import(b"k", &rec(5, b"a")).ok(), Some(stored(5)));
+    assert_eq!(
+        s.import(b"k", &rec(5, b"b")).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    assert_eq!(
+        s.import(b"k", &rec(4, b"b")).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    // a versioned delete of an absent key blocks older dumped records
+    assert_eq!(
+        s.delete(b"gone", 0, 9, NOW).ok(),
+        Some(DeleteOutcome::NotFound)
+    );
+    assert_eq!(
+        s.import(b"gone", &rec(8, b"x")).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    assert_eq!(s.import(b"gone", &rec(10, b"x")).ok(), Some(stored(10)));
+    // an expired local record still counts
+    let mut e = w(b"e", b"a");
+    e.expire = NOW - 1;
+    e.version = 7;
+    s.store(StoreMode::Set, e, NOW).expect("set");
+    assert_eq!(
+        s.import(b"e", &rec(6, b"x")).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+}

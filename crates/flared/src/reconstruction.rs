@@ -1,0 +1,342 @@
+//! Reconstruction (cluster.md §7): when the node map makes this node a
+//! preparing slave or the master of a new partition, copy the partition's data
+//! with `dump` from its source(s), then report to the index. And after a new
+//! partition is activated, delete in the background the keys that moved away
+//! from this node's partition (the original leaves them as orphans).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use flare_proto::node::{Role, State};
+use flare_storage::Record;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::index_client;
+use crate::node::{now, Node};
+use crate::topology::Topology;
+
+/// Without data for this long, a dump source is considered dead.
+const DUMP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Progress of the current (or last) reconstruction, for `stats`.
+#[derive(Default)]
+pub struct Progress {
+    pub state: Mutex<&'static str>,
+    pub source: Mutex<String>,
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+    pub cleaned: AtomicU64,
+}
+
+impl Progress {
+    fn set_state(&self, s: &'static str) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+    pub fn state(&self) -> &'static str {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn source(&self) -> String {
+        self.source
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// What a node map change asks this node to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Become a slave of `partition`: dump it from `source`.
+    Slave {
+        partition: u32,
+        source: Option<(String, u32)>,
+    },
+    /// Become the master of the new `partition`: dump the moving keys from
+    /// every active master.
+    Master {
+        partition: u32,
+        sources: Vec<(String, u32)>,
+    },
+}
+
+/// Compare this node's record before and after a map change (cluster.md §7.1).
+pub fn plan(before: &Topology, after: &Topology, me: &str) -> Option<Plan> {
+    let was_proxy = before.node(me).is_none_or(|n| n.role == Role::Proxy);
+    let now = after.node(me)?;
+    if !was_proxy || now.state != State::Prepare || now.partition < 0 {
+        return None;
+    }
+    let p = now.partition as u32;
+    let active = after.maps.active.len() as u32;
+    match now.role {
+        Role::Slave => {
+            let source = if p < active {
+                after.maps.active[p as usize]
+                    .master_key()
+                    .map(|m| (m.to_string(), active))
+            } else if p == active {
+                after
+                    .maps
+                    .prepare
+                    .as_ref()
+                    .and_then(|pp| pp.master_key())
+                    .map(|m| (m.to_string(), active + 1))
+            } else {
+                None
+            };
+            Some(Plan::Slave {
+                partition: p,
+                source,
+            })
+        }
+        Role::Master => Some(Plan::Master {
+            partition: p,
+            sources: after
+                .maps
+                .active
+                .iter()
+                .filter_map(|a| a.master_key())
+                .filter(|m| *m != me)
+                .map(|m| (m.to_string(), active + 1))
+                .collect(),
+        }),
+        Role::Proxy => None,
+    }
+}
+
+/// Run a plan in the background and report the outcome to the index.
+pub fn start(node: Arc<Node>, plan: Plan) {
+    tokio::spawn(async move {
+        let me = &node.config;
+        let progress = &node.progress;
+        progress.records.store(0, Ordering::Relaxed);
+        progress.bytes.store(0, Ordering::Relaxed);
+        progress.set_state("running");
+        let interval = node
+            .config
+            .settings
+            .int("reconstruction-interval")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+            .max(0);
+        let bwlimit = node
+            .config
+            .settings
+            .int("reconstruction-bwlimit")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+            .max(0);
+        let (partition, sources, done_state) = match &plan {
+            Plan::Slave { partition, source } => (
+                *partition,
+                source.iter().cloned().collect::<Vec<_>>(),
+                "active",
+            ),
+            Plan::Master { partition, sources } => (*partition, sources.clone(), "ready"),
+        };
+        let mut result = if matches!(plan, Plan::Slave { source: None, .. }) {
+            Err(format!("no master to copy partition {partition} from"))
+        } else {
+            Ok(())
+        };
+        let per_source_bw = if bwlimit > 0 && sources.len() > 1 {
+            (bwlimit / sources.len() as i64).max(1)
+        } else {
+            bwlimit
+        };
+        for (source, count) in &sources {
+            if result.is_err() {
+                break;
+            }
+            *progress.source.lock().unwrap_or_else(|e| e.into_inner()) = source.clone();
+            tracing::info!("reconstruction: dump of partition {partition}/{count} from {source}");
+            result = dump_from(&node, source, partition, *count, interval, per_source_bw).await;
+        }
+        let report = match &result {
+            Ok(()) => {
+                progress.set_state("done");
+                tracing::info!(
+                    "reconstruction of partition {partition} done: {} records, {} bytes -> node state {done_state}",
+                    progress.records.load(Ordering::Relaxed),
+                    progress.bytes.load(Ordering::Relaxed)
+                );
+                format!(
+                    "node state {} {} {done_state}\r\n",
+                    me.server_name, me.server_port
+                )
+            }
+            Err(e) => {
+                progress.set_state("failed");
+                tracing::error!(
+                    "reconstruction of partition {partition} failed: {e} -> back to proxy"
+                );
+                format!(
+                    "node role {} {} proxy 0 -1\r\n",
+                    me.server_name, me.server_port
+                )
+            }
+        };
+        // Unlike the original, the report is retried: a node must not stay
+        // `prepare` forever because the index was briefly unreachable.
+        for attempt in 0..10u32 {
+            match index_client::command(&me.index_servers, &report).await {
+                Ok(reply) if reply == "OK" => return,
+                Ok(reply) => {
+                    tracing::warn!("index answered [{reply}] to [{}]", report.trim_end());
+                    return;
+                }
+                Err(e) => tracing::warn!(
+                    "reporting to the index failed (attempt {}): {e}",
+                    attempt + 1
+                ),
+            }
+            tokio::time::sleep(Duration::from_secs(1 << attempt.min(4))).await;
+        }
+    });
+}
+
+/// Fetch `dump <interval> <partition> <count> [<bwlimit>]` from `source` and
+/// import every record with the dump rule.
+async fn dump_from(
+    node: &Node,
+    source: &str,
+    partition: u32,
+    count: u32,
+    interval: i64,
+    bwlimit: i64,
+) -> Result<(), String> {
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(source))
+        .await
+        .map_err(|_| format!("connect to {source} timed out"))?
+        .map_err(|e| format!("connect to {source}: {e}"))?;
+    let request = if bwlimit > 0 {
+        format!("dump {interval} {partition} {count} {bwlimit}\r\n")
+    } else {
+        format!("dump {interval} {partition} {count}\r\n")
+    };
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    loop {
+        // Parse every complete entry in the buffer.
+        loop {
+            let Some(lf) = buf.iter().position(|&b| b == b'\n') else {
+                break;
+            };
+            let line = std::str::from_utf8(&buf[..lf])
+                .map_err(|_| "non-text dump header".to_string())?
+                .trim_end_matches('\r')
+                .to_string();
+            if line == "END" {
+                return Ok(());
+            }
+            if line.starts_with("SERVER_ERROR") || line == "ERROR" {
+                return Err(format!("{source} answered [{line}]"));
+            }
+            let f: Vec<&str> = line.split(' ').collect();
+            let parsed = match f.as_slice() {
+                ["VALUE", _key, flags, bytes, version, expire] => (|| {
+                    Some((
+                        flags.parse::<u32>().ok()?,
+                        bytes.parse::<usize>().ok()?,
+                        version.parse::<u64>().ok()?,
+                        expire.parse::<i64>().ok()?,
+                    ))
+                })(),
+                _ => None,
+            };
+            let Some((flags, bytes, version, expire)) = parsed else {
+                return Err(format!("{source} sent an unexpected line [{line}]"));
+            };
+            let total = lf + 1 + bytes + 2;
+            if buf.len() < total {
+                break;
+            }
+            let key = f[1].as_bytes().to_vec();
+            let value = buf[lf + 1..lf + 1 + bytes].to_vec();
+            buf.advance(total);
+            let record = Record {
+                flags,
+                expire,
+                version,
+                value,
+            };
+            if record.is_expired(now()) {
+                continue;
+            }
+            if let Err(e) = node.store.import(&key, &record) {
+                tracing::error!(
+                    "reconstruction: storing [{}] failed: {e}",
+                    String::from_utf8_lossy(&key)
+                );
+                continue;
+            }
+            node.progress.records.fetch_add(1, Ordering::Relaxed);
+            node.progress
+                .bytes
+                .fetch_add(total as u64, Ordering::Relaxed);
+        }
+        buf.reserve(64 << 10);
+        match tokio::time::timeout(DUMP_IDLE_TIMEOUT, stream.read_buf(&mut buf)).await {
+            Err(_) => return Err(format!("{source} sent nothing for {DUMP_IDLE_TIMEOUT:?}")),
+            Ok(Err(e)) => return Err(format!("reading from {source}: {e}")),
+            Ok(Ok(0)) => return Err(format!("{source} closed the connection before END")),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// After a new partition became active, delete the keys that moved away from
+/// the partition this node serves (in the background, in paced batches).
+pub fn cleanup_after_split(node: Arc<Node>, before: &Topology, after: &Topology) {
+    let old = before.maps.active.len();
+    let new = after.maps.active.len();
+    if old == 0 || new <= old {
+        return;
+    }
+    let Some(mine) = after
+        .maps
+        .active
+        .iter()
+        .position(|p| p.members.contains(&node.me))
+        .filter(|&q| q < old)
+    else {
+        return;
+    };
+    let table = Arc::clone(&after.table);
+    let hash = after.hash;
+    tokio::task::spawn_blocking(move || {
+        let mut moved: Vec<Vec<u8>> = Vec::new();
+        let scan = node.store.scan_keys(&mut |k| {
+            if let Some(p) = table.partition_of_key(hash, k, new as u32) {
+                if p as usize >= old && p as usize != mine {
+                    moved.push(k.to_vec());
+                }
+            }
+            true
+        });
+        if let Err(e) = scan {
+            tracing::error!("cleanup after partition split: scan failed: {e}");
+            return;
+        }
+        tracing::info!(
+            "cleanup after partition split: deleting {} keys that moved away from partition {mine}",
+            moved.len()
+        );
+        for chunk in moved.chunks(1000) {
+            for k in chunk {
+                if node.store.delete(k, 0, 0, now()).is_ok() {
+                    node.progress.cleaned.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+}

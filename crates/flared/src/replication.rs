@@ -1,0 +1,198 @@
+//! Master → slave replication (cluster.md §6).
+//!
+//! Each destination has `proxy-concurrency` workers; a write for key K goes to
+//! worker `murmur(K) mod n`, whose queue is strictly FIFO, so writes on one key
+//! reach a slave in order. A worker owns one connection and retries a write
+//! (reconnecting, with backoff) for as long as the destination is still a
+//! replication target in the current node map; once the index has taken the
+//! destination out (down, removed, demoted), its queued writes fail at once,
+//! so a dead slave never blocks writes longer than the index needs to notice.
+//!
+//! Queues are bounded ([`QUEUE_PER_WORKER`]): when a slave is slower than the
+//! write rate, writers wait for room for up to `proxy-timeout`; a write that
+//! still finds no room is not replicated (logged as an error and counted in
+//! `stats` as `replication_dropped`): that slave must then be rebuilt.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use flare_cluster::murmur;
+use flare_proto::client::ReplyKind;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::proxy::{connect, exchange, PeerConn};
+
+/// Writes queued per worker before writers have to wait.
+pub const QUEUE_PER_WORKER: usize = 8192;
+/// Delivery attempts of one write while its destination stays a target.
+const MAX_ATTEMPTS: u32 = 8;
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+struct Job {
+    wire: Bytes,
+    ack: Option<Ack>,
+}
+
+/// Replication senders for every destination.
+pub struct Replicator {
+    workers: Mutex<HashMap<String, Vec<mpsc::Sender<Job>>>>,
+    /// Current replication targets; updated on every node map change.
+    targets: Arc<RwLock<HashSet<String>>>,
+    concurrency: usize,
+    timeout: Duration,
+    pub dropped: AtomicU64,
+}
+
+impl Replicator {
+    pub fn new(concurrency: usize, timeout: Duration) -> Replicator {
+        Replicator {
+            workers: Mutex::default(),
+            targets: Arc::default(),
+            concurrency: concurrency.max(1),
+            timeout,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Replace the set of nodes replication may go to.
+    pub fn set_targets(&self, targets: HashSet<String>) {
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| targets.contains(k));
+        *self.targets.write().unwrap_or_else(|e| e.into_inner()) = targets;
+    }
+
+    fn sender(&self, dest: &str, key: &[u8]) -> mpsc::Sender<Job> {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let list = workers.entry(dest.to_string()).or_insert_with(|| {
+            (0..self.concurrency)
+                .map(|_| {
+                    let (tx, rx) = mpsc::channel(QUEUE_PER_WORKER);
+                    tokio::spawn(worker(
+                        dest.to_string(),
+                        rx,
+                        Arc::clone(&self.targets),
+                        self.timeout,
+                    ));
+                    tx
+                })
+                .collect()
+        });
+        list[murmur(key) as usize % list.len()].clone()
+    }
+
+    /// Queue one replicated write. With `ack`, the returned receiver resolves
+    /// once the destination confirmed it (or it failed).
+    pub async fn send(
+        &self,
+        dest: &str,
+        key: &[u8],
+        wire: Bytes,
+        ack: bool,
+    ) -> Option<oneshot::Receiver<Result<(), String>>> {
+        let (tx, rx) = if ack {
+            let (t, r) = oneshot::channel();
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
+        let sender = self.sender(dest, key);
+        if let Err(e) = sender
+            .send_timeout(Job { wire, ack: tx }, self.timeout)
+            .await
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                "replication queue to {dest} is full or closed ({e}): write on key [{}] not replicated; rebuild that slave",
+                String::from_utf8_lossy(key)
+            );
+            let (mpsc::error::SendTimeoutError::Timeout(job)
+            | mpsc::error::SendTimeoutError::Closed(job)) = e;
+            if let Some(a) = job.ack {
+                let _ = a.send(Err(format!("replication queue to {dest} is full")));
+            }
+        }
+        rx
+    }
+}
+
+fn is_target(targets: &RwLock<HashSet<String>>, dest: &str) -> bool {
+    targets
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(dest)
+}
+
+/// A reply that means the destination has applied (or already had) the write.
+fn acknowledged(reply: &[u8]) -> bool {
+    matches!(
+        reply,
+        b"STORED\r\n" | b"NOT_STORED\r\n" | b"DELETED\r\n" | b"NOT_FOUND\r\n" | b"TOUCHED\r\n"
+    )
+}
+
+async fn worker(
+    dest: String,
+    mut rx: mpsc::Receiver<Job>,
+    targets: Arc<RwLock<HashSet<String>>>,
+    timeout: Duration,
+) {
+    let mut conn: Option<PeerConn> = None;
+    while let Some(job) = rx.recv().await {
+        let result = deliver(&dest, &mut conn, &job.wire, &targets, timeout).await;
+        if let Err(e) = &result {
+            tracing::warn!("replication to {dest} failed: {e}");
+        }
+        if let Some(ack) = job.ack {
+            let _ = ack.send(result);
+        }
+    }
+}
+
+async fn deliver(
+    dest: &str,
+    conn: &mut Option<PeerConn>,
+    wire: &[u8],
+    targets: &RwLock<HashSet<String>>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut backoff = Duration::from_millis(50);
+    let mut last = String::new();
+    for _ in 0..MAX_ATTEMPTS {
+        if !is_target(targets, dest) {
+            return Err(format!("{dest} is no longer a replication target"));
+        }
+        if conn.is_none() {
+            match connect(dest, timeout).await {
+                Ok(c) => *conn = Some(c),
+                Err(e) => {
+                    last = e.to_string();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        match tokio::time::timeout(timeout, exchange(c, wire, ReplyKind::Line)).await {
+            Ok(Ok(reply)) if acknowledged(&reply) => return Ok(()),
+            Ok(Ok(reply)) => {
+                return Err(format!(
+                    "{dest} answered {}",
+                    String::from_utf8_lossy(&reply).trim_end()
+                ))
+            }
+            Ok(Err(e)) => last = e.reason,
+            Err(_) => last = format!("no answer within {timeout:?}"),
+        }
+        *conn = None;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+    Err(format!("{dest}: {last}"))
+}
