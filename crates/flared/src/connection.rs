@@ -35,7 +35,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let mut rbuf = BytesMut::with_capacity(16 << 10);
     let mut out = BytesMut::with_capacity(16 << 10);
     let mut skip: u64 = 0;
-    let timeout = Duration::from_secs(node.config.net_read_timeout);
+    let timeout = Duration::from_secs(node.config().net_read_timeout);
     let limits = node.parser.limits;
     let max_buffer = limits.max_line + limits.max_value + 4096;
     loop {

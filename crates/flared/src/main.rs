@@ -8,6 +8,7 @@ mod node;
 mod proxy;
 mod reconstruction;
 mod registry;
+mod reload;
 mod replication;
 mod server;
 mod stats;
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
         .str("log-facility")
         .unwrap_or("")
         .to_string();
-    let _log = match flare_daemon::init_logging(c"flared", &facility, config.settings.stderr, level)
+    let log = match flare_daemon::init_logging(c"flared", &facility, config.settings.stderr, level)
     {
         Ok(h) => h,
         Err(e) => return fail(e),
@@ -128,10 +129,10 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
-    runtime.block_on(run(config, pid_path))
+    runtime.block_on(run(config, pid_path, log))
 }
 
-async fn run(config: NodeConfig, pid_path: PathBuf) -> ExitCode {
+async fn run(config: NodeConfig, pid_path: PathBuf, log: flare_daemon::LogHandle) -> ExitCode {
     let tcp = match server::bind_tcp(config.server_port, config.back_log) {
         Ok(l) => l,
         Err(e) => return fail(e),
@@ -168,13 +169,26 @@ async fn run(config: NodeConfig, pid_path: PathBuf) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let node = Arc::new(Node::new(config, store, topology));
+    let mut node = Node::new(config, store, topology);
+    node.log = Some(log);
+    let node = Arc::new(node);
     let pidfile = match PidFile::write(&pid_path) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reloader = Arc::clone(&node);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot install the SIGHUP handler");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            reload::reload(&reloader);
+        }
+    });
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutdown request accepted -> breaking running loop");
@@ -225,7 +239,7 @@ async fn cluster_topology(config: &NodeConfig) -> Result<Topology, String> {
 
 /// Tell the index this node is stopping (bounded), so failover starts at once.
 async fn notify_index(node: Arc<Node>) {
-    let c = &node.config;
+    let c = node.config();
     if c.index_servers.is_empty() {
         return;
     }

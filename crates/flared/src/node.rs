@@ -29,7 +29,10 @@ pub fn now() -> i64 {
 
 /// Everything a connection needs.
 pub struct Node {
-    pub config: NodeConfig,
+    /// The running configuration; replaced on SIGHUP.
+    config: RwLock<Arc<NodeConfig>>,
+    /// The logger, for `verbosity` and reload.
+    pub log: Option<flare_daemon::LogHandle>,
     pub store: Store<RocksEngine>,
     pub counters: Counters,
     pub registry: Registry,
@@ -72,8 +75,19 @@ impl Node {
             replicator,
             progress: Progress::default(),
             storage_failed: AtomicBool::new(false),
-            config,
+            config: RwLock::new(Arc::new(config)),
+            log: None,
         }
+    }
+
+    /// The running configuration (cheap: an `Arc` clone).
+    pub fn config(&self) -> Arc<NodeConfig> {
+        Arc::clone(&self.config.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Replace the running configuration (SIGHUP).
+    pub fn set_config(&self, config: NodeConfig) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     }
 
     /// The current cluster view (cheap: an `Arc` clone).

@@ -110,21 +110,19 @@ pub fn plan(before: &Topology, after: &Topology, me: &str) -> Option<Plan> {
 /// Run a plan in the background and report the outcome to the index.
 pub fn start(node: Arc<Node>, plan: Plan) {
     tokio::spawn(async move {
-        let me = &node.config;
+        let me = node.config();
         let progress = &node.progress;
         progress.records.store(0, Ordering::Relaxed);
         progress.bytes.store(0, Ordering::Relaxed);
         progress.set_state("running");
-        let interval = node
-            .config
+        let interval = me
             .settings
             .int("reconstruction-interval")
             .ok()
             .flatten()
             .unwrap_or(0)
             .max(0);
-        let bwlimit = node
-            .config
+        let bwlimit = me
             .settings
             .int("reconstruction-bwlimit")
             .ok()

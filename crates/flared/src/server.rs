@@ -49,7 +49,7 @@ pub fn bind_unix(path: &std::path::Path) -> Result<UnixListener, ServerError> {
 fn admit(node: &Node, peer: String) -> Option<Arc<crate::registry::ConnSlot>> {
     let slot = node
         .registry
-        .register(peer, now(), node.config.max_connection);
+        .register(peer, now(), node.config().max_connection);
     if slot.is_some() {
         inc(&node.counters.total_connections);
     }
@@ -74,7 +74,7 @@ pub async fn run<F, Fut>(
             accepted = tcp.accept() => {
                 let Ok((stream, addr)) = accepted else { continue };
                 let Some(slot) = admit(&node, addr.to_string()) else {
-                    tracing::warn!("connection from {addr} refused: max-connection ({}) reached", node.config.max_connection);
+                    tracing::warn!("connection from {addr} refused: max-connection ({}) reached", node.config().max_connection);
                     drop(stream);
                     continue;
                 };
@@ -100,7 +100,7 @@ pub async fn run<F, Fut>(
         }
     }
     drop(tcp);
-    if let Some(path) = &node.config.server_socket {
+    if let Some(path) = &node.config().server_socket {
         let _ = std::fs::remove_file(path);
     }
     on_stop(Arc::clone(&node)).await;

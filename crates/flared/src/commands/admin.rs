@@ -28,3 +28,20 @@ pub fn kill(node: &Node, conn: &ConnSlot, id: u32, out: &mut BytesMut) -> Next {
     }
     Next::Continue
 }
+
+/// `verbosity <n>`: 0 = the default (notice and above), 1 = info, 2+ = debug.
+/// (The original accepts the command and ignores it.)
+pub fn verbosity(node: &Node, level: i32) {
+    use flare_daemon::LevelFilter;
+    let filter = match level {
+        i32::MIN..=0 => flare_daemon::logging::DEFAULT_LEVEL,
+        1 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    if let Some(log) = &node.log {
+        match log.set_level(filter) {
+            Ok(()) => tracing::info!("verbosity {level}: log level is now {filter}"),
+            Err(e) => tracing::warn!("verbosity {level}: {e}"),
+        }
+    }
+}

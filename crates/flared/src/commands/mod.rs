@@ -103,7 +103,8 @@ pub async fn execute(
         Request::Stats(kind) => stats::apply(node, kind, out),
         Request::ShowVariables => show::apply(node, out),
         Request::Kill { thread_id } => return admin::kill(node, conn, thread_id, out),
-        Request::Verbosity { noreply, .. } => {
+        Request::Verbosity { level, noreply } => {
+            admin::verbosity(node, level);
             if !noreply {
                 out.extend_from_slice(reply::OK);
             }

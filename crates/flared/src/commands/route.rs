@@ -277,7 +277,7 @@ pub async fn replicate(
     let mut wire = BytesMut::new();
     encode_request(&mut wire, Some(&list), &req);
     let wire = wire.freeze();
-    let wait = options.sync || (node.config.replication_sync && !options.asynchronous);
+    let wait = options.sync || (node.config().replication_sync && !options.asynchronous);
     let mut acks = Vec::new();
     for slave in &targets.slaves {
         if let Some(rx) = node.replicator.send(slave, &key, wire.clone(), wait).await {

@@ -7,7 +7,7 @@ use crate::config::padded;
 use crate::node::Node;
 
 pub fn apply(node: &Node, out: &mut BytesMut) {
-    for (name, value) in node.config.variables() {
+    for (name, value) in node.config().variables() {
         reply::line(out, padded(name, &value, 24));
     }
     out.extend_from_slice(reply::END);
