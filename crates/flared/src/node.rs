@@ -27,6 +27,14 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// What an accepted `node sync` changed.
+pub struct Installed {
+    pub before: Arc<Topology>,
+    pub after: Arc<Topology>,
+    /// The reconstruction the change asks this node for.
+    pub plan: Option<Plan>,
+}
+
 /// Everything a connection needs.
 pub struct Node {
     /// The running configuration; replaced on SIGHUP.
@@ -102,11 +110,7 @@ impl Node {
     /// which kept stale data and could resurrect deleted keys); the store is
     /// emptied before the new map takes effect, so that no replicated write
     /// that arrives under the new map is lost.
-    pub fn install(
-        &self,
-        version: u64,
-        nodes: Vec<NodeLine>,
-    ) -> Result<(Arc<Topology>, Arc<Topology>, Option<Plan>), u64> {
+    pub fn install(&self, version: u64, nodes: Vec<NodeLine>) -> Result<Installed, u64> {
         let mut slot = self.topology.write().unwrap_or_else(|e| e.into_inner());
         let before = Arc::clone(&slot);
         if before.version > 0 && version < before.version {
@@ -141,7 +145,11 @@ impl Node {
         drop(slot);
         self.replicator.set_targets(targets);
         self.peers.retain(|k| keys.contains(k));
-        Ok((before, after, plan))
+        Ok(Installed {
+            before,
+            after,
+            plan,
+        })
     }
 
     pub fn storage_failed(&self) -> bool {

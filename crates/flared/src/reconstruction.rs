@@ -224,10 +224,7 @@ async fn dump_from(
     let mut buf = BytesMut::with_capacity(64 << 10);
     loop {
         // Parse every complete entry in the buffer.
-        loop {
-            let Some(lf) = buf.iter().position(|&b| b == b'\n') else {
-                break;
-            };
+        while let Some(lf) = buf.iter().position(|&b| b == b'\n') {
             let line = std::str::from_utf8(&buf[..lf])
                 .map_err(|_| "non-text dump header".to_string())?
                 .trim_end_matches('\r')

@@ -13,7 +13,11 @@ use crate::reconstruction;
 
 pub fn apply(node: &Arc<Node>, version: u64, nodes: Vec<NodeLine>, out: &mut BytesMut) {
     match node.install(version, nodes) {
-        Ok((before, after, plan)) => {
+        Ok(crate::node::Installed {
+            before,
+            after,
+            plan,
+        }) => {
             out.extend_from_slice(reply::OK);
             if let Some(plan) = plan {
                 reconstruction::start(Arc::clone(node), plan);
