@@ -31,6 +31,18 @@ impl Record {
         encode_parts(self.flags, self.expire, self.version, &[&self.value])
     }
 
+    /// Decode a stored value that the caller owns, without copying the value.
+    pub fn from_vec(mut raw: Vec<u8>) -> Result<Record, StorageError> {
+        let h = Header::decode(&raw)?;
+        raw.drain(..HEADER_LEN);
+        Ok(Record {
+            flags: h.flags,
+            expire: h.expire,
+            version: h.version,
+            value: raw,
+        })
+    }
+
     /// Decode a stored value.
     pub fn decode(raw: &[u8]) -> Result<Record, StorageError> {
         let h = Header::decode(raw)?;

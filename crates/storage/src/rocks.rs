@@ -82,11 +82,34 @@ fn engine_err(e: rocksdb::Error) -> StorageError {
     StorageError::Engine(e.into_string())
 }
 
-fn data_key(key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(key.len() + 1);
-    k.push(DATA);
-    k.extend_from_slice(key);
-    k
+/// The stored key: the namespace byte, then the key. Short keys are built on
+/// the stack (no allocation on the request path).
+enum DataKey {
+    Short([u8; 256], usize),
+    Long(Vec<u8>),
+}
+
+impl AsRef<[u8]> for DataKey {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            DataKey::Short(b, n) => &b[..*n],
+            DataKey::Long(v) => v,
+        }
+    }
+}
+
+fn data_key(key: &[u8]) -> DataKey {
+    if key.len() < 256 {
+        let mut b = [0u8; 256];
+        b[0] = DATA;
+        b[1..=key.len()].copy_from_slice(key);
+        DataKey::Short(b, key.len() + 1)
+    } else {
+        let mut k = Vec::with_capacity(key.len() + 1);
+        k.push(DATA);
+        k.extend_from_slice(key);
+        DataKey::Long(k)
+    }
 }
 
 impl RocksEngine {
@@ -205,7 +228,7 @@ impl KvEngine for RocksEngine {
         ro.set_snapshot(&snapshot);
         let iter = self
             .db
-            .iterator_opt(IteratorMode::From(&from, Direction::Forward), ro);
+            .iterator_opt(IteratorMode::From(from.as_ref(), Direction::Forward), ro);
         for item in iter {
             let (k, v) = item.map_err(engine_err)?;
             if let ScanStep::Stop = f(&k[1..], &v) {

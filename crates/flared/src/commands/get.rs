@@ -44,9 +44,11 @@ pub async fn apply(
     out: &mut BytesMut,
 ) {
     let now = now();
+    let topology = node.topology();
+    let router = topology.router(&node.me);
     for key in keys {
         inc(&node.counters.cmd_get);
-        match route::route_read(node, key) {
+        match router.read(key, route::pick) {
             ReadRoute::Local => local(node, key, with_version, now, out),
             ReadRoute::Miss => inc(&node.counters.get_misses),
             ReadRoute::Remote(dest) => {

@@ -41,7 +41,7 @@ pub fn route_read(node: &Node, key: &[u8]) -> ReadRoute {
 }
 
 /// A cheap per-thread xorshift choice in `0..n` for weighted read balancing.
-fn pick(n: usize) -> usize {
+pub fn pick(n: usize) -> usize {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new(

@@ -187,7 +187,7 @@ impl<E: KvEngine> Store<E> {
     fn read(&self, key: &[u8]) -> Result<Option<Record>, StorageError> {
         match self.engine.get(key)? {
             None => Ok(None),
-            Some(raw) => match Record::decode(&raw) {
+            Some(raw) => match Record::from_vec(raw) {
                 Ok(r) => Ok(Some(r)),
                 Err(e) => {
                     tracing::warn!(
