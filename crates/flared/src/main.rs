@@ -54,6 +54,11 @@ fn main() -> ExitCode {
             return ExitCode::from(FAILURE);
         }
     };
+    let mut settings = settings;
+    if let Err(e) = absolutize(&mut settings) {
+        eprintln!("flared: {e}");
+        return ExitCode::from(FAILURE);
+    }
     let config = match NodeConfig::from_settings(settings) {
         Ok(c) => c,
         Err(e) => {
@@ -120,6 +125,11 @@ fn main() -> ExitCode {
             "daemon process created -> now i have new pid [{}]",
             std::process::id()
         );
+        // Every path was made absolute before the fork, so the daemon does not
+        // keep the launch directory busy.
+        if let Err(e) = std::env::set_current_dir("/") {
+            tracing::warn!("chdir(/) failed: {e}");
+        }
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -250,6 +260,28 @@ async fn notify_index(node: Arc<Node>) {
         Ok(Err(e)) => tracing::warn!("failed to send shutdown message: {e}"),
         Err(_) => tracing::warn!("failed to send shutdown message: timed out"),
     }
+}
+
+/// Make the paths a daemon keeps using absolute (relative to the launch
+/// directory, as the original resolves them), so it can chdir to `/`.
+fn absolutize(s: &mut flare_daemon::Settings) -> Result<(), flare_daemon::ConfigError> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let abs = |p: &std::path::Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        }
+    };
+    s.config_path = s.config_path.as_deref().map(abs);
+    s.pid_path = s.pid_path.as_deref().map(abs);
+    for name in ["data-dir", "server-socket"] {
+        if let Some(v) = s.str(name).filter(|v| !v.is_empty()).map(str::to_string) {
+            let p = abs(std::path::Path::new(&v));
+            s.set(name, &p.to_string_lossy())?;
+        }
+    }
+    Ok(())
 }
 
 /// SIGTERM or SIGINT.
