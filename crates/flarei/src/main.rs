@@ -1,20 +1,327 @@
 //! flarei: the flare-rs index server.
 //!
-//! Placeholder until the index server lands: it answers `--help` and
-//! `--version`, and refuses to run with a clear message.
+//! It owns the cluster's node map (`flare.xml`), answers the index commands
+//! of nodes and operators, monitors every node and pushes the map to the
+//! nodes after every change.
+//!
+//! Modules: [`config`] (options), [`map`] (node map and the §8.3 state
+//! machine, pure), [`persist`] (`flare.xml`), [`index`] (shared state: apply,
+//! save, publish), [`monitor`] (one agent per node: pings and sync delivery),
+//! [`sync`] (`node sync` messages and delivery), [`net`] (client side with
+//! timeouts), [`server`] / [`connection`] / [`commands`] / [`stats`]
+//! (the protocol side), [`registry`] (`stats threads`, `kill`).
+//!
+//! Deliberate differences from flarei 1.3.4:
+//!
+//! * `node sync` deliveries are retried with backoff (200 ms doubling to 5 s)
+//!   until the node answers `OK` (or `SERVER_ERROR node sync error`: it holds
+//!   a newer map), a newer map replaces the undelivered one, the node stops
+//!   being a target (recorded `down`) or is removed. A failed delivery is not
+//!   a failed health check, and deliveries do not postpone pings.
+//! * Every network operation towards a node has a connect timeout
+//!   (`monitor-connect-timeout`, flare-rs option, default 1000 ms) and a read
+//!   timeout (ping: `monitor-read-timeout`; sync: that or 5 s, whichever is
+//!   larger). A ping that fails on a reused connection for another reason
+//!   than a timeout is retried once on a fresh connection (restarted node).
+//! * The in-memory map is authoritative: `flare.xml` is not re-read before
+//!   each operation. A save writes `flare.xml.tmp`, fsyncs it, renames it and
+//!   fsyncs the directory; if it fails, the operation fails and memory is
+//!   left unchanged (1.3.4 kept the modified map, §10.2 #15).
+//! * An operation whose result would be an inconsistent map (one the index
+//!   itself would refuse to load) is refused instead of saved.
+//! * A preserved master that answers again is demoted to proxy only when
+//!   another live *master* owns its partition (the literal rule, "any other
+//!   live node", could orphan preparing slaves).
+//! * The monitor's automatic *up* applies only to nodes recorded `down`.
+//! * `stats threads` lists client connections and one entry per node agent
+//!   (type = thread type); `kill <agent id>` resets that agent's connection.
+//! * Only `index-db = file://<dir>`; a relative `data-dir` stays relative.
 
+mod commands;
+mod config;
+mod connection;
+mod error;
+mod index;
+mod map;
+mod monitor;
+mod net;
+mod persist;
+mod registry;
+mod server;
+mod stats;
+mod sync;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use flare_daemon::{Invocation, LogHandle, PidCheck, PidFile, Settings};
+
+use config::{padded, IndexConfig, SPECS};
+use index::Index;
+use map::NodeMap;
+
+/// Exit status of every start-up failure (as the original).
+const FAILURE: u8 = 255;
+/// Column of the values in the start-up banner.
+const BANNER_WIDTH: usize = 26;
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("flarei: {msg}");
+    tracing::error!("{msg}");
+    ExitCode::from(FAILURE)
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-v" || a == "--version") {
-        println!("flare {}", flare_proto::PACKAGE_VERSION);
-        return ExitCode::SUCCESS;
+    let args: Vec<_> = std::env::args_os().collect();
+    let settings = match flare_daemon::parse(
+        "flarei",
+        &format!("flare {}", flare_proto::PACKAGE_VERSION),
+        SPECS,
+        args,
+    ) {
+        Ok(Invocation::Run(s)) => s,
+        Ok(Invocation::Help(text)) | Ok(Invocation::Version(text)) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("flarei: {e}");
+            eprintln!("Try 'flarei --help' for the list of options.");
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let config = match IndexConfig::from_settings(settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flarei: {e}");
+            eprintln!("Try 'flarei --help' for the list of options.");
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let level = match flare_daemon::logging::level_from_env() {
+        Ok(l) => l.unwrap_or(flare_daemon::logging::DEFAULT_LEVEL),
+        Err(e) => return fail(e),
+    };
+    let facility = config
+        .settings
+        .str("log-facility")
+        .unwrap_or("")
+        .to_string();
+    let log = match flare_daemon::init_logging(c"flarei", &facility, config.settings.stderr, level)
+    {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    tracing::info!(
+        "flarei version {} - system logger started",
+        flare_proto::PACKAGE_VERSION
+    );
+    tracing::info!("application startup in progress...");
+    for (name, value) in config.banner() {
+        tracing::info!("  {}", padded(name, &value, BANNER_WIDTH));
     }
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("flarei: the flare-rs index server (not implemented in this build yet)");
-        return ExitCode::SUCCESS;
+    for w in &config.settings.warnings {
+        tracing::warn!("{w}");
     }
-    eprintln!("flarei: the index server is not implemented in this build yet; run flared standalone (see README.md)");
-    ExitCode::from(255)
+    for n in &config.notices {
+        tracing::info!("{n}");
+    }
+
+    if !config.db_dir.is_dir() {
+        return fail(format!(
+            "index-db directory [{}] does not exist or is not a directory",
+            config.db_dir.display()
+        ));
+    }
+    let pid_path = config
+        .settings
+        .pid_path
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("flarei.pid"));
+    match PidFile::check(&pid_path) {
+        Ok(PidCheck::Stale(Some(pid))) => tracing::info!(
+            "logged pid [{pid}] seems not to exist ({}) -> ignoring",
+            pid_path.display()
+        ),
+        Ok(_) => {}
+        Err(e) => return fail(e),
+    }
+
+    if config.settings.switch("daemonize") {
+        if let Err(e) = flare_daemon::daemonize() {
+            return fail(e);
+        }
+        tracing::info!(
+            "daemon process created -> now i have new pid [{}]",
+            std::process::id()
+        );
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(run(config, pid_path, log))
+}
+
+async fn run(config: IndexConfig, pid_path: PathBuf, log: LogHandle) -> ExitCode {
+    for (name, value) in config.partition_banner() {
+        tracing::info!("  {}", padded(name, &value, BANNER_WIDTH));
+    }
+    let map = match persist::load(&config.db_dir) {
+        Ok(Some(m)) => {
+            tracing::info!(
+                "node map loaded from {} (node_map_version={}, {} node(s))",
+                persist::state_path(&config.db_dir).display(),
+                m.version,
+                m.len()
+            );
+            m
+        }
+        Ok(None) => {
+            tracing::info!(
+                "{} does not exist: starting with an empty node map",
+                persist::state_path(&config.db_dir).display()
+            );
+            NodeMap::default()
+        }
+        Err(e) => return fail(format!("failed to load the node map: {e}")),
+    };
+    index::log_partition_map(&map);
+
+    let tcp = match server::bind_tcp(config.server_port) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let unix = match &config.server_socket {
+        Some(p) => match server::bind_unix(p) {
+            Ok(l) => Some(l),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
+    let settings = config.settings.clone();
+    let index = Index::new(config, map);
+    index.start_agents();
+    let pidfile = match PidFile::write(&pid_path) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(handle_signals(Arc::clone(&index), settings, log, stop_tx));
+    tracing::info!("entering running loop");
+    server::run(Arc::clone(&index), tcp, unix, stop_rx).await;
+    signals.abort();
+    tracing::info!("shutting down active, and pool threads...");
+    index.stop_agents().await;
+    tracing::info!("all threads are successfully shutdown");
+    if let Err(e) = pidfile.remove() {
+        tracing::error!("{e}");
+    }
+    tracing::info!("flarei stopped");
+    ExitCode::SUCCESS
+}
+
+/// SIGTERM / SIGINT: stop; SIGHUP: reload the dynamic options.
+async fn handle_signals(
+    index: Arc<Index>,
+    mut settings: Settings,
+    log: LogHandle,
+    stop: tokio::sync::watch::Sender<bool>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("received signal [SIGTERM] -> requesting shutdown");
+                break;
+            }
+            _ = int.recv() => {
+                tracing::info!("received signal [SIGINT] -> requesting shutdown");
+                break;
+            }
+            _ = hup.recv() => {
+                tracing::info!("received signal [SIGHUP] -> reloading");
+                if let Some(s) = reload(&index, &settings, &log) {
+                    settings = s;
+                }
+            }
+        }
+    }
+    tracing::info!("shutdown request accepted -> breaking running loop");
+    let _ = stop.send(true);
+}
+
+/// Re-read the configuration file and apply the dynamic options atomically
+/// (operations.md §2.5). Returns the new effective settings.
+fn reload(index: &Index, current: &Settings, log: &LogHandle) -> Option<Settings> {
+    let skip = |e: &dyn std::fmt::Display| {
+        tracing::warn!("{e}");
+        tracing::warn!("invalid config file -> skip reloading");
+    };
+    let fresh = match current.reload_file() {
+        Ok(s) => s,
+        Err(e) => {
+            skip(&e);
+            return None;
+        }
+    };
+    let mut merged = current.clone();
+    let mut lines = Vec::new();
+    for (name, value) in fresh.explicit() {
+        let Some(spec) = merged.spec(name).filter(|s| s.dynamic) else {
+            continue;
+        };
+        let old = merged.str(name).unwrap_or("").to_string();
+        if let Err(e) = merged.set(spec.name, value) {
+            skip(&e);
+            return None;
+        }
+        lines.push(format!("  {}: {old} -> {value}", name.replace('-', "_")));
+    }
+    let monitor = match config::monitor_config(&merged) {
+        Ok(m) => m,
+        Err(e) => {
+            skip(&e);
+            return None;
+        }
+    };
+    let max_connection = match merged.int("max-connection") {
+        Ok(Some(n)) if n >= 1 => n as usize,
+        _ => {
+            skip(&"invalid max-connection");
+            return None;
+        }
+    };
+    let facility = merged.str("log-facility").unwrap_or("").to_string();
+    if let Err(e) = flare_daemon::logging::parse_facility(&facility) {
+        skip(&e);
+        return None;
+    }
+    for l in &lines {
+        tracing::info!("{l}");
+    }
+    if current.str("log-facility") != merged.str("log-facility") {
+        tracing::info!("re-opening syslog...");
+        if let Err(e) = log.set_facility(&facility) {
+            tracing::warn!("{e}");
+        }
+    }
+    index.set_max_connection(max_connection);
+    index.set_monitor_config(monitor);
+    tracing::info!("process successfully reloaded");
+    Some(merged)
 }

@@ -1,0 +1,180 @@
+//! Index commands (protocol.md §18–§30): each applies a request and encodes
+//! its reply.
+
+use bytes::BytesMut;
+use flare_proto::node::State;
+use flare_proto::{reply, Request};
+
+use crate::index::Index;
+use crate::map::{node_key, DownMode, Op};
+use crate::registry::Slot;
+use crate::stats;
+use std::sync::Arc;
+
+const FAILED_ADD: &[u8] = b"SERVER_ERROR failed to add node\r\n";
+const FAILED_ROLE: &[u8] = b"SERVER_ERROR failed to set role (and balance)\r\n";
+const FAILED_STATE: &[u8] = b"SERVER_ERROR failed to set state\r\n";
+const FAILED_REMOVE: &[u8] = b"SERVER_ERROR failed to remove node\r\n";
+const FAILED_SHUTDOWN: &[u8] = b"SERVER_ERROR failed to shutdown\r\n";
+
+/// What the connection does after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    Continue,
+    /// Flush the replies and close.
+    Close,
+}
+
+/// Apply an operation; `OK` or `failure`, logging refusals.
+fn op_reply(index: &Arc<Index>, what: &str, op: Op, failure: &[u8], out: &mut BytesMut) {
+    match index.apply(op) {
+        Ok(_) => out.extend_from_slice(reply::OK),
+        Err(e) => {
+            tracing::warn!("{what} refused: {e}");
+            out.extend_from_slice(failure);
+        }
+    }
+}
+
+/// Apply one request; replies are appended to `out`.
+pub fn execute(index: &Arc<Index>, conn: &Slot, request: Request, out: &mut BytesMut) -> Next {
+    match request {
+        Request::NodeAdd { name, port } => node_add(index, name, port, out),
+        Request::NodeRole {
+            name,
+            port,
+            role,
+            balance,
+            partition,
+        } => {
+            let key = node_key(&name, port);
+            let what = format!("node role {key} {role} {balance} {partition}");
+            let op = Op::Role {
+                key,
+                role,
+                balance,
+                partition,
+            };
+            op_reply(index, &what, op, FAILED_ROLE, out);
+        }
+        Request::NodeState { name, port, state } => {
+            let key = node_key(&name, port);
+            let what = format!("node state {key} {state}");
+            let op = match state {
+                State::Down => Op::Down {
+                    key,
+                    mode: DownMode::Manual,
+                },
+                State::Active => Op::Up { key },
+                State::Ready => Op::Ready { key },
+                State::Prepare => {
+                    tracing::warn!("{what} refused: prepare cannot be set");
+                    out.extend_from_slice(FAILED_STATE);
+                    return Next::Continue;
+                }
+            };
+            op_reply(index, &what, op, FAILED_STATE, out);
+        }
+        Request::NodeRemove { name, port } => {
+            let key = node_key(&name, port);
+            let what = format!("node remove {key}");
+            op_reply(index, &what, Op::Remove { key }, FAILED_REMOVE, out);
+        }
+        Request::Shutdown { name, port } => {
+            let key = node_key(&name, port);
+            tracing::info!("shutdown message from node {key}");
+            let what = format!("shutdown {key}");
+            let op = Op::Down {
+                key,
+                mode: DownMode::Shutdown,
+            };
+            op_reply(index, &what, op, FAILED_SHUTDOWN, out);
+        }
+        Request::Meta => meta(index, out),
+        Request::Ping => out.extend_from_slice(reply::OK),
+        Request::Stats(kind) => stats::stats(index, kind, out),
+        Request::ShowVariables => stats::show_variables(index, out),
+        Request::Kill { thread_id } => return kill(index, conn, thread_id, out),
+        Request::Verbosity { noreply, .. } => {
+            if !noreply {
+                out.extend_from_slice(reply::OK);
+            }
+        }
+        Request::Version => {
+            reply::line(out, format_args!("VERSION {}", flare_proto::VERSION_STRING))
+        }
+        Request::Quit => return Next::Close,
+        Request::QuitIgnored => {}
+        // Node-only commands never come out of the index parser, but stay explicit.
+        Request::Store(_)
+        | Request::Get { .. }
+        | Request::Touch { .. }
+        | Request::Gat { .. }
+        | Request::Arith { .. }
+        | Request::Delete { .. }
+        | Request::FlushAll { .. }
+        | Request::Dump { .. }
+        | Request::DumpKey { .. }
+        | Request::Keys { .. }
+        | Request::NodeSync { .. }
+        | Request::NodeSyncFormatError
+        | Request::Error => out.extend_from_slice(reply::ERROR),
+    }
+    Next::Continue
+}
+
+/// `node add`: the whole map (`NODE` lines, node-key order) then `END`.
+fn node_add(index: &Arc<Index>, name: String, port: i32, out: &mut BytesMut) {
+    let key = node_key(&name, port);
+    let result = index.apply_then(Op::Add { name, port }, |map| {
+        for n in map.nodes() {
+            reply::line(out, n);
+        }
+        out.extend_from_slice(reply::END);
+    });
+    if let Err(e) = result {
+        tracing::warn!("node add {key} refused: {e}");
+        out.extend_from_slice(FAILED_ADD);
+    }
+}
+
+/// `meta`: the partitioning parameters nodes must use (cluster.md §2.2).
+fn meta(index: &Index, out: &mut BytesMut) {
+    let c = &index.config;
+    reply::line(
+        out,
+        format_args!("META partition-size {}", c.partition_size),
+    );
+    reply::line(
+        out,
+        format_args!("META key-hash-algorithm {}", c.hash.name()),
+    );
+    reply::line(out, "META partition-type modular");
+    reply::line(
+        out,
+        format_args!("META partition-modular-hint {}", c.partition_modular_hint),
+    );
+    reply::line(
+        out,
+        format_args!(
+            "META partition-modular-virtual {}",
+            c.partition_modular_virtual
+        ),
+    );
+    out.extend_from_slice(reply::END);
+}
+
+/// `kill <id>`: close a client connection (this one after `OK`), or reset a
+/// node agent's connection (it reconnects; monitoring goes on).
+fn kill(index: &Index, conn: &Slot, id: u32, out: &mut BytesMut) -> Next {
+    if id == conn.id {
+        out.extend_from_slice(reply::OK);
+        return Next::Close;
+    }
+    if index.registry.kill(id) {
+        out.extend_from_slice(reply::OK);
+    } else {
+        out.extend_from_slice(reply::THREAD_NOT_FOUND);
+    }
+    Next::Continue
+}

@@ -1,0 +1,288 @@
+//! The running index: the node map behind one lock, persistence, the
+//! broadcast of every change, and one agent task per node.
+//!
+//! Every mutating operation (client command or monitor event) goes through
+//! [`Index::apply`]: under the map lock it applies the operation to a copy,
+//! saves the copy to `flare.xml` (version + 1) and only then commits it in
+//! memory and publishes the `node sync` message. Delivery happens later, in
+//! the node agents; the caller's reply never waits for other nodes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use flare_proto::node::{NodeLine, State};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{IndexConfig, MonitorConfig};
+use crate::error::IndexError;
+use crate::map::{NodeMap, Op, Outcome};
+use crate::persist;
+use crate::registry::Registry;
+use crate::sync::{Latest, SyncMsg};
+
+/// Process counters of `stats`.
+#[derive(Default)]
+pub struct Counters {
+    pub total_connections: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+}
+
+struct Agent {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Shared state of the index server.
+pub struct Index {
+    pub config: IndexConfig,
+    monitor: watch::Sender<MonitorConfig>,
+    max_connection: AtomicUsize,
+    map: Mutex<NodeMap>,
+    latest: Latest,
+    pub registry: Registry,
+    pub counters: Counters,
+    pub started_at: i64,
+    agents: Mutex<BTreeMap<String, Agent>>,
+    stopping: AtomicBool,
+}
+
+/// Unix time in seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One line per field that differs between two records of the same node.
+fn describe_shift(old: &NodeLine, new: &NodeLine) -> Option<String> {
+    let mut parts = Vec::new();
+    if old.role != new.role {
+        parts.push(format!("role {} -> {}", old.role, new.role));
+    }
+    if old.state != new.state {
+        parts.push(format!("state {} -> {}", old.state, new.state));
+    }
+    if old.partition != new.partition {
+        parts.push(format!("partition {} -> {}", old.partition, new.partition));
+    }
+    if old.balance != new.balance {
+        parts.push(format!("balance {} -> {}", old.balance, new.balance));
+    }
+    (!parts.is_empty()).then(|| format!("node {}: {}", new.key(), parts.join(", ")))
+}
+
+/// Log what an operation changed.
+fn log_changes(before: &NodeMap, after: &NodeMap) {
+    for n in after.nodes() {
+        match before.get(&n.key()) {
+            None => tracing::info!(
+                "node {} added (role={}, state={}, thread_type={})",
+                n.key(),
+                n.role,
+                n.state,
+                n.thread_type
+            ),
+            Some(old) => {
+                if let Some(line) = describe_shift(old, n) {
+                    tracing::info!("{line}");
+                }
+            }
+        }
+    }
+    for k in before.keys() {
+        if after.get(k).is_none() {
+            tracing::info!("node {k} removed");
+        }
+    }
+}
+
+/// The partition map lines logged at start-up (operations.md §3.1 item 6).
+pub fn log_partition_map(map: &NodeMap) {
+    tracing::info!(
+        "reconstructing node partition map... (from {} entries in node map)",
+        map.len()
+    );
+    let maps = map.partition_maps();
+    let show = |p: usize, part: &flare_cluster::Partition| {
+        if let Some((k, b)) = &part.master {
+            tracing::info!("{p}: master (node_key={k}, node_balance={b})");
+        }
+        for (k, b) in &part.slaves {
+            tracing::info!("{p}: slave (node_key={k}, node_balance={b})");
+        }
+    };
+    tracing::info!("node partition map:");
+    for (p, part) in maps.active.iter().enumerate() {
+        show(p, part);
+    }
+    tracing::info!("node partition map (prepare):");
+    if let Some(part) = &maps.prepare {
+        show(maps.active.len(), part);
+    }
+}
+
+impl Index {
+    /// The index over a loaded (and checked) map. No agent runs yet.
+    pub fn new(config: IndexConfig, map: NodeMap) -> Arc<Index> {
+        let (monitor, _) = watch::channel(config.monitor);
+        let (latest, _) = watch::channel(Arc::new(SyncMsg::startup(&map)));
+        Arc::new(Index {
+            max_connection: AtomicUsize::new(config.max_connection),
+            config,
+            monitor,
+            map: Mutex::new(map),
+            latest,
+            registry: Registry::default(),
+            counters: Counters::default(),
+            started_at: now(),
+            agents: Mutex::default(),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Start one agent per node of the map (start-up).
+    pub fn start_agents(self: &Arc<Self>) {
+        let nodes: Vec<NodeLine> = lock(&self.map).lines();
+        for n in nodes {
+            self.ensure_agent(&n);
+        }
+    }
+
+    fn ensure_agent(self: &Arc<Self>, node: &NodeLine) {
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut agents = lock(&self.agents);
+        let key = node.key();
+        if agents.contains_key(&key) {
+            return;
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let slot = self
+            .registry
+            .register_agent(node.thread_type, key.clone(), now());
+        let task = tokio::spawn(crate::monitor::run(
+            Arc::clone(self),
+            key.clone(),
+            slot,
+            stop_rx,
+        ));
+        agents.insert(key, Agent { stop, task });
+    }
+
+    fn stop_agent(&self, key: &str) {
+        if let Some(agent) = lock(&self.agents).remove(key) {
+            let _ = agent.stop.send(true);
+        }
+    }
+
+    /// Stop every agent and wait for them (bounded).
+    pub async fn stop_agents(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let agents: Vec<Agent> = std::mem::take(&mut *lock(&self.agents))
+            .into_values()
+            .collect();
+        for a in &agents {
+            let _ = a.stop.send(true);
+        }
+        for a in agents {
+            let mut task = a.task;
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+
+    /// Apply a mutating operation (see the module docs).
+    pub fn apply(self: &Arc<Self>, op: Op) -> Result<Outcome, IndexError> {
+        self.apply_then(op, |_| ()).map(|(o, ())| o)
+    }
+
+    /// [`Index::apply`], then run `f` on the resulting map under the same lock
+    /// (e.g. to answer `node add` with exactly the map it produced).
+    pub fn apply_then<R>(
+        self: &Arc<Self>,
+        op: Op,
+        f: impl FnOnce(&NodeMap) -> R,
+    ) -> Result<(Outcome, R), IndexError> {
+        let mut map = lock(&self.map);
+        let mut next = map.clone();
+        let outcome = next.apply(&op)?;
+        if let Outcome::Changed(change) = &outcome {
+            persist::save(&self.config.db_dir, &next)?;
+            log_changes(&map, &next);
+            tracing::info!("node map saved (node_map_version={})", next.version);
+            *map = next;
+            self.latest
+                .send_replace(Arc::new(SyncMsg::new(&map, change)));
+            match &op {
+                Op::Add { name, port } => {
+                    if let Some(n) = map.get(&crate::map::node_key(name, *port)) {
+                        self.ensure_agent(n);
+                    }
+                }
+                Op::Remove { key } => self.stop_agent(key),
+                _ => {}
+            }
+        }
+        let r = f(&map);
+        Ok((outcome, r))
+    }
+
+    /// Run `f` on the current map.
+    pub fn with_map<R>(&self, f: impl FnOnce(&NodeMap) -> R) -> R {
+        f(&lock(&self.map))
+    }
+
+    /// The node's current state (`None` once removed).
+    pub fn node_state(&self, key: &str) -> Option<State> {
+        lock(&self.map).get(key).map(|n| n.state)
+    }
+
+    /// The current map version.
+    pub fn version(&self) -> u64 {
+        lock(&self.map).version
+    }
+
+    pub fn subscribe_sync(&self) -> watch::Receiver<Arc<SyncMsg>> {
+        self.latest.subscribe()
+    }
+
+    pub fn subscribe_monitor(&self) -> watch::Receiver<MonitorConfig> {
+        self.monitor.subscribe()
+    }
+
+    pub fn monitor_config(&self) -> MonitorConfig {
+        *self.monitor.borrow()
+    }
+
+    /// Reload: new monitor settings for every agent.
+    pub fn set_monitor_config(&self, cfg: MonitorConfig) {
+        self.monitor.send_replace(cfg);
+    }
+
+    pub fn max_connection(&self) -> usize {
+        self.max_connection.load(Ordering::Relaxed)
+    }
+
+    pub fn set_max_connection(&self, n: usize) {
+        self.max_connection.store(n, Ordering::Relaxed);
+    }
+
+    /// Number of node syncs waiting for delivery (`stats threads queue`).
+    pub fn total_queue(&self) -> u64 {
+        self.registry.snapshot().iter().map(|s| s.queue()).sum()
+    }
+}
