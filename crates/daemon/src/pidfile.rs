@@ -124,20 +124,48 @@ fn unlink(path: &Path) -> Result<(), DaemonError> {
     }
 }
 
-/// `kill(pid, 0)`: alive unless it fails with `ESRCH`.
+/// `kill(pid, 0)`: alive unless it fails with `ESRCH`, or the process is a
+/// zombie (it exited and only waits to be reaped by its parent).
 fn process_alive(pid: i32) -> bool {
     // SAFETY: signal 0 performs only the existence/permission check and delivers nothing;
     // `pid` is positive, so it addresses exactly one process (never a group or "all").
     let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    if rc == 0 {
-        return true;
+    if rc != 0 {
+        return io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
     }
-    io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    !is_zombie(pid)
+}
+
+/// The state field of `/proc/<pid>/stat` is `Z`.
+fn is_zombie(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "<pid> (<comm>) <state> ...": comm may contain spaces and parentheses.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        == Some("Z")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zombie_counts_as_dead() {
+        let child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id() as i32;
+        // not reaped yet: wait until it has exited (bounded)
+        for _ in 0..200 {
+            if is_zombie(pid) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(is_zombie(pid));
+        assert!(!process_alive(pid));
+        drop(child);
+    }
 
     /// A pid that is certainly not running: spawn a child, reap it, use its pid.
     fn dead_pid() -> i32 {
