@@ -988,3 +988,541 @@ fn fake_serve(
         }
     }
 }
+
+// ===========================================================================
+// Cluster support (tests/cluster.rs, tests/replication.rs): one flarei with
+// fast monitoring and flared nodes registered with it, `stats nodes`
+// records, bounded polling, buffered dumps and a non-panicking client for
+// load threads.
+// ===========================================================================
+
+/// flarei settings for cluster tests: a node that stops answering is taken
+/// down after about 2–3 s.
+pub const FAST_MONITOR: &str = "monitor-interval = 1\nmonitor-threshold = 2\n";
+
+/// The flarei.conf of the wiki's "Starting a node" walk-through (the lines
+/// the fixture does not set itself: data dir, name, port, log facility).
+pub const WIKI_FLAREI_CONF: &str =
+    "max-connection = 512\nmonitor-threshold = 3\nmonitor-interval = 1\nthread-pool-size = 8\n";
+
+/// The flared.conf of the wiki's walk-through, without the index lines (see
+/// [`Cluster::use_legacy_index_options`]).
+pub const WIKI_FLARED_CONF: &str = "max-connection = 1024\nmutex-slot = 64\nproxy-concurrency = 2\nstack-size = 128\nstorage-ap = 4\nstorage-bucket-size = 16777216\nstorage-type = tch\nthread-pool-size = 16\n";
+
+/// Poll `f` every 50 ms until it holds; fail the test after `limit`.
+/// Returns how long it took.
+#[track_caller]
+pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
+/// One node's record as `stats nodes` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRec {
+    pub role: String,
+    pub state: String,
+    pub partition: i32,
+    pub balance: i32,
+    pub thread_type: i32,
+}
+
+/// Shorthand for a [`NodeRec`].
+pub fn rec(role: &str, state: &str, partition: i32, balance: i32, thread_type: i32) -> NodeRec {
+    NodeRec {
+        role: role.to_string(),
+        state: state.to_string(),
+        partition,
+        balance,
+        thread_type,
+    }
+}
+
+impl NodeRec {
+    /// The five `stats nodes` lines of node `key` (`host:port`).
+    pub fn stat_lines(&self, key: &str) -> String {
+        format!(
+            "STAT {key}:role {}\r\nSTAT {key}:state {}\r\nSTAT {key}:partition {}\r\nSTAT {key}:balance {}\r\nSTAT {key}:thread_type {}\r\n",
+            self.role, self.state, self.partition, self.balance, self.thread_type
+        )
+    }
+
+    /// The `NODE <name> <port> <role> <state> <partition> <balance> <thread_type>`
+    /// line (with CRLF) of node `key`, as in `node add` replies and `node sync`.
+    pub fn node_line(&self, key: &str) -> String {
+        let (name, port) = key.split_once(':').expect("host:port");
+        let role = match self.role.as_str() {
+            "master" => 0,
+            "slave" => 1,
+            "proxy" => 2,
+            r => panic!("unknown role {r}"),
+        };
+        let state = match self.state.as_str() {
+            "active" => 0,
+            "prepare" => 1,
+            "down" => 2,
+            "ready" => 3,
+            s => panic!("unknown state {s}"),
+        };
+        format!(
+            "NODE {name} {port} {role} {state} {} {} {}\r\n",
+            self.partition, self.balance, self.thread_type
+        )
+    }
+}
+
+/// `stats nodes` pairs grouped per node key (in the order received).
+pub fn parse_nodes(stats: &[(String, String)]) -> Vec<(String, NodeRec)> {
+    let mut out: Vec<(String, NodeRec)> = Vec::new();
+    for (k, v) in stats {
+        let (key, field) = k.rsplit_once(':').expect("<host:port>:<field>");
+        if out.last().map(|(k, _)| k.as_str()) != Some(key) {
+            out.push((key.to_string(), rec("", "", 0, 0, 0)));
+        }
+        let r = &mut out.last_mut().expect("entry").1;
+        match field {
+            "role" => r.role = v.clone(),
+            "state" => r.state = v.clone(),
+            "partition" => r.partition = v.parse().expect("partition"),
+            "balance" => r.balance = v.parse().expect("balance"),
+            "thread_type" => r.thread_type = v.parse().expect("thread_type"),
+            f => panic!("unknown stats nodes field {f}"),
+        }
+    }
+    out
+}
+
+impl Conn {
+    /// `stats nodes` as (node key, record) in the order received.
+    pub fn nodes(&mut self) -> Vec<(String, NodeRec)> {
+        parse_nodes(&self.stats("nodes"))
+    }
+
+    /// The raw `stats nodes` reply (all lines through `END`).
+    pub fn nodes_raw(&mut self) -> String {
+        self.send(b"stats nodes\r\n");
+        self.read_until("END\r\n").concat()
+    }
+
+    /// `node_map_version` from `stats`.
+    pub fn map_version(&mut self) -> u64 {
+        self.stat("node_map_version")
+            .parse()
+            .expect("node_map_version")
+    }
+
+    /// Send one request line (CRLF added) and return the one-line answer
+    /// without its CRLF.
+    pub fn command(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.read_line().trim_end_matches("\r\n").to_string()
+    }
+}
+
+impl Flared {
+    /// Whether this handle still has a running (not yet reaped) process.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+}
+
+/// `dump` of the whole store of the node on `port` (read through a buffer:
+/// fast enough for 100 000s of records), sorted by key.
+pub fn dump_sorted(port: u16) -> Vec<DumpRecord> {
+    dump_request(port, "dump\r\n")
+}
+
+/// Send a `dump …` request line to the node on `port` and return the records
+/// sorted by key.
+pub fn dump_request(port: u16, req: &str) -> Vec<DumpRecord> {
+    use std::io::BufRead;
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect for dump");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut w = stream.try_clone().expect("clone");
+    w.write_all(req.as_bytes()).expect("send dump");
+    let mut r = std::io::BufReader::with_capacity(1 << 16, stream);
+    let mut out = Vec::new();
+    let mut line = String::new();
+    loop {
+        assert!(
+            out.len() < MAX_LINES,
+            "dump: no END within {MAX_LINES} records"
+        );
+        line.clear();
+        r.read_line(&mut line).expect("dump line");
+        assert!(line.ends_with("\r\n"), "dump: truncated line {line:?}");
+        if line == "END\r\n" {
+            break;
+        }
+        let f: Vec<&str> = line
+            .trim_end_matches("\r\n")
+            .strip_prefix("VALUE ")
+            .unwrap_or_else(|| panic!("dump: unexpected line {line:?}"))
+            .split(' ')
+            .collect();
+        assert_eq!(f.len(), 5, "dump VALUE line {line:?}");
+        let len: usize = f[2].parse().expect("bytes");
+        let mut value = vec![0u8; len + 2];
+        r.read_exact(&mut value).expect("dump data");
+        assert_eq!(&value[len..], b"\r\n");
+        value.truncate(len);
+        out.push(DumpRecord {
+            key: f[0].to_string(),
+            flags: f[1].parse().expect("flags"),
+            version: f[3].parse().expect("version"),
+            expire: f[4].parse().expect("expire"),
+            value,
+        });
+    }
+    out.sort();
+    out
+}
+
+/// The keys of a dump, sorted.
+pub fn dump_keys(records: &[DumpRecord]) -> Vec<String> {
+    let mut k: Vec<String> = records.iter().map(|r| r.key.clone()).collect();
+    k.sort();
+    k
+}
+
+/// A client for load threads: every operation returns an `io::Result`
+/// instead of failing the test, and replies are read through a buffer.
+pub struct LoadClient {
+    reader: std::io::BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl LoadClient {
+    pub fn connect(port: u16, timeout: Duration) -> std::io::Result<LoadClient> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        let writer = stream.try_clone()?;
+        Ok(LoadClient {
+            reader: std::io::BufReader::new(stream),
+            writer,
+        })
+    }
+
+    /// Send raw bytes without reading anything.
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    /// Read one reply line, without its CRLF.
+    pub fn line(&mut self) -> std::io::Result<String> {
+        use std::io::BufRead;
+        let mut s = String::new();
+        if self.reader.read_line(&mut s)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
+        }
+        Ok(s.trim_end_matches(['\r', '\n']).to_string())
+    }
+
+    /// Send `req` and read the one-line answer.
+    pub fn request(&mut self, req: &[u8]) -> std::io::Result<String> {
+        self.send(req)?;
+        self.line()
+    }
+
+    /// `set <key> 0 0 <len>[ <options>]` + value; the answer line.
+    pub fn set(&mut self, key: &str, value: &[u8], options: &str) -> std::io::Result<String> {
+        let opts = if options.is_empty() {
+            String::new()
+        } else {
+            format!(" {options}")
+        };
+        let mut req = format!("set {key} 0 0 {}{opts}\r\n", value.len()).into_bytes();
+        req.extend_from_slice(value);
+        req.extend_from_slice(b"\r\n");
+        self.request(&req)
+    }
+
+    /// `get <key>`: the value, or `None` on a miss.
+    pub fn get(&mut self, key: &str) -> std::io::Result<Option<Vec<u8>>> {
+        self.send(format!("get {key}\r\n").as_bytes())?;
+        let first = self.line()?;
+        if first == "END" {
+            return Ok(None);
+        }
+        let len: usize = first
+            .strip_prefix("VALUE ")
+            .and_then(|r| r.split(' ').nth(2))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("unexpected reply {first:?}")))?;
+        let mut data = vec![0u8; len + 2];
+        self.reader.read_exact(&mut data)?;
+        data.truncate(len);
+        let end = self.line()?;
+        if end != "END" {
+            return Err(std::io::Error::other(format!("expected END, got {end:?}")));
+        }
+        Ok(Some(data))
+    }
+}
+
+/// One flarei and flared nodes registered with it (all on loopback, each in
+/// its own temp dir). Nodes are numbered in the order they were added.
+pub struct Cluster {
+    pub index: Flarei,
+    pub nodes: Vec<Flared>,
+    /// Config lines every node gets (after `index-servers`).
+    node_conf: String,
+    /// Name the index with `index-server-name` / `index-server-port`
+    /// instead of `index-servers`.
+    legacy_index_options: bool,
+}
+
+impl Cluster {
+    /// flarei with [`FAST_MONITOR`] and `n` default nodes.
+    pub fn start(n: usize) -> Cluster {
+        Cluster::start_with(FAST_MONITOR, "", n)
+    }
+
+    /// flarei with `index_conf`, then `n` nodes with `node_conf`, started one
+    /// at a time (each registered before the next starts, so that thread
+    /// types are 16, 17, …).
+    pub fn start_with(index_conf: &str, node_conf: &str, n: usize) -> Cluster {
+        let mut c = Cluster {
+            index: Flarei::start_with(index_conf, &[]),
+            nodes: Vec::new(),
+            node_conf: node_conf.to_string(),
+            legacy_index_options: false,
+        };
+        for _ in 0..n {
+            c.add_node("");
+        }
+        c
+    }
+
+    /// Nodes added from now on name the index with the legacy pair
+    /// `index-server-name` / `index-server-port` (as the wiki's sample
+    /// configuration does) instead of `index-servers`.
+    pub fn use_legacy_index_options(&mut self) {
+        self.legacy_index_options = true;
+    }
+
+    /// The config line(s) naming this cluster's index.
+    pub fn index_servers(&self) -> String {
+        if self.legacy_index_options {
+            format!(
+                "index-server-name = 127.0.0.1\nindex-server-port = {}\n",
+                self.index.port
+            )
+        } else {
+            format!("index-servers = 127.0.0.1:{}\n", self.index.port)
+        }
+    }
+
+    /// A flared configured for this cluster but not started (the caller can
+    /// run [`Flared::command`] itself).
+    pub fn configure_node(&self, extra_conf: &str) -> Flared {
+        Flared::configure(
+            &format!("{}{}{extra_conf}", self.index_servers(), self.node_conf),
+            &[],
+        )
+    }
+
+    /// Start one more node (with `extra_conf` appended to its config), wait
+    /// until the index lists it `active` and it serves requests; returns its
+    /// number.
+    pub fn add_node(&mut self, extra_conf: &str) -> usize {
+        let mut f = self.configure_node(extra_conf);
+        f.spawn();
+        let key = format!("127.0.0.1:{}", f.port);
+        self.nodes.push(f);
+        let i = self.nodes.len() - 1;
+        wait_until(&format!("{key} registered"), WAIT, || {
+            self.index_record_of(&key)
+                .is_some_and(|r| r.state == "active")
+        });
+        connect_served(self.nodes[i].port);
+        i
+    }
+
+    /// Restart node `i` (same port and data dir) and wait until it serves.
+    pub fn restart_node(&mut self, i: usize) {
+        self.nodes[i].restart();
+        connect_served(self.nodes[i].port);
+    }
+
+    /// `127.0.0.1:<port>` of node `i`.
+    pub fn key(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    /// `127.0.0.1 <port>` of node `i`, as index commands want it.
+    pub fn name_port(&self, i: usize) -> String {
+        format!("127.0.0.1 {}", self.nodes[i].port)
+    }
+
+    pub fn port(&self, i: usize) -> u16 {
+        self.nodes[i].port
+    }
+
+    /// A new connection to the index.
+    pub fn index_conn(&self) -> Conn {
+        self.index.connect()
+    }
+
+    /// A new connection to node `i`.
+    pub fn conn(&self, i: usize) -> Conn {
+        self.nodes[i].connect()
+    }
+
+    /// Send one command line to the index; its one-line answer without CRLF.
+    pub fn admin(&self, line: &str) -> String {
+        self.index_conn().command(line)
+    }
+
+    /// `node role <node i> <args>` on the index, expecting `OK`.
+    #[track_caller]
+    pub fn role_ok(&self, i: usize, args: &str) {
+        let cmd = format!("node role {} {args}", self.name_port(i));
+        assert_eq!(self.admin(&cmd), "OK", "{cmd}");
+    }
+
+    /// `node state <node i> <state>` on the index, expecting `OK`.
+    #[track_caller]
+    pub fn state_ok(&self, i: usize, state: &str) {
+        let cmd = format!("node state {} {state}", self.name_port(i));
+        assert_eq!(self.admin(&cmd), "OK", "{cmd}");
+    }
+
+    /// The index's `stats nodes`.
+    pub fn records(&self) -> Vec<(String, NodeRec)> {
+        self.index_conn().nodes()
+    }
+
+    fn index_record_of(&self, key: &str) -> Option<NodeRec> {
+        self.records()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, r)| r)
+    }
+
+    /// Node `i`'s record on the index.
+    pub fn record(&self, i: usize) -> Option<NodeRec> {
+        self.index_record_of(&self.key(i))
+    }
+
+    /// Node `i`'s thread type on the index.
+    #[track_caller]
+    pub fn tt(&self, i: usize) -> i32 {
+        self.record(i).expect("node is registered").thread_type
+    }
+
+    /// Wait (at most `limit`) until the index shows every `(node, record)`
+    /// of `expected` at the same time; returns how long it took.
+    #[track_caller]
+    pub fn wait_records(&self, expected: &[(usize, NodeRec)], limit: Duration) -> Duration {
+        let want: Vec<(String, NodeRec)> = expected
+            .iter()
+            .map(|(i, r)| (self.key(*i), r.clone()))
+            .collect();
+        let start = Instant::now();
+        loop {
+            let got = self.records();
+            if want.iter().all(|w| got.contains(w)) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "index records after {limit:?}: {got:?}, expected to contain {want:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait (at most `limit`) until every running node shows the index's
+    /// `stats nodes` and `node_map_version`.
+    #[track_caller]
+    pub fn wait_converged(&mut self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let mut idx = self.index_conn();
+            let want = idx.nodes_raw();
+            let version = idx.map_version();
+            let mut lagging = Vec::new();
+            for i in 0..self.nodes.len() {
+                if !self.nodes[i].is_running() {
+                    continue;
+                }
+                let mut c = self.conn(i);
+                if c.nodes_raw() != want || c.map_version() != version {
+                    lagging.push(self.key(i));
+                }
+            }
+            if lagging.is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "nodes {lagging:?} do not show the index's map (version {version}) after {limit:?}:\n{want}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Make node `i` (a proxy) the master of a new first partition 0.
+    #[track_caller]
+    pub fn first_master(&mut self, i: usize) {
+        self.role_ok(i, "master 1 0");
+        let tt = self.tt(i);
+        self.wait_records(&[(i, rec("master", "active", 0, 1, tt))], WAIT);
+        self.wait_converged(WAIT);
+    }
+
+    /// Make node `i` (a proxy) a slave of partition `p` with `balance` and
+    /// wait until it is active (its balance raised to `balance` once active)
+    /// and every node knows it.
+    #[track_caller]
+    pub fn add_slave(&mut self, i: usize, balance: i32, p: i32, limit: Duration) {
+        self.role_ok(i, &format!("slave {balance} {p}"));
+        let tt = self.tt(i);
+        self.wait_records(&[(i, rec("slave", "active", p, 0, tt))], limit);
+        if balance > 0 {
+            self.role_ok(i, &format!("slave {balance}"));
+            self.wait_records(&[(i, rec("slave", "active", p, balance, tt))], WAIT);
+        }
+        self.wait_converged(WAIT);
+    }
+
+    /// Make node `i` (a proxy) the master of the new partition `p`, wait
+    /// until it is `ready`, activate it, and wait until every node knows.
+    #[track_caller]
+    pub fn add_partition(&mut self, i: usize, p: i32, limit: Duration) {
+        self.role_ok(i, &format!("master 1 {p}"));
+        let tt = self.tt(i);
+        let now = self.record(i);
+        assert!(
+            now == Some(rec("master", "prepare", p, 1, tt))
+                || now == Some(rec("master", "ready", p, 1, tt)),
+            "a new partition's master starts in prepare: {now:?}"
+        );
+        self.wait_records(&[(i, rec("master", "ready", p, 1, tt))], limit);
+        self.state_ok(i, "active");
+        self.wait_records(&[(i, rec("master", "active", p, 1, tt))], WAIT);
+        self.wait_converged(WAIT);
+    }
+
+    /// What node `i` wrote to stderr, for failure messages.
+    pub fn log(&self, i: usize) -> String {
+        self.nodes[i].log()
+    }
+}
