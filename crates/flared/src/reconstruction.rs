@@ -208,6 +208,12 @@ async fn dump_from(
     interval: i64,
     bwlimit: i64,
 ) -> Result<(), String> {
+    // The source replicates writes to us only once it has the node map that
+    // lists us. A snapshot taken before that would miss the writes made in
+    // between (the index delivers the map to every node in parallel): wait
+    // until the source's map is at least as new as ours.
+    let version = node.topology().version;
+    wait_for_map_version(source, version).await?;
     let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(source))
         .await
         .map_err(|_| format!("connect to {source} timed out"))?
@@ -284,6 +290,61 @@ async fn dump_from(
             Ok(Err(e)) => return Err(format!("reading from {source}: {e}")),
             Ok(Ok(0)) => return Err(format!("{source} closed the connection before END")),
             Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Poll `stats` on `source` until its `node_map_version` reaches `version`.
+async fn wait_for_map_version(source: &str, version: u64) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match source_map_version(source).await {
+            Ok(v) if v >= version => return Ok(()),
+            Ok(v) => {
+                tracing::debug!("reconstruction: {source} has node map {v}, waiting for {version}")
+            }
+            // an unreachable source fails the reconstruction at once
+            Err(e) => return Err(format!("asking {source} for its node map version: {e}")),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "{source} did not reach node map version {version} within 30 s"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn source_map_version(source: &str) -> Result<u64, String> {
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(source))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"stats\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        if let Some(v) = std::str::from_utf8(&buf).ok().and_then(|text| {
+            text.contains("END\r\n")
+                .then(|| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("STAT node_map_version "))
+                })
+                .flatten()
+                .and_then(|v| v.trim().parse().ok())
+        }) {
+            return Ok(v);
+        }
+        if buf.len() > 1 << 20 {
+            return Err("stats reply too long".into());
+        }
+        match tokio::time::timeout(Duration::from_secs(5), stream.read_buf(&mut buf)).await {
+            Ok(Ok(0)) => return Err("connection closed".into()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("no answer to stats".into()),
         }
     }
 }

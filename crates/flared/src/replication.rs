@@ -32,8 +32,18 @@ const MAX_ATTEMPTS: u32 = 8;
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
+/// One replicated write.
+pub struct Message {
+    pub wire: Bytes,
+    /// Sent instead when the destination answers `NOT_FOUND` to `wire`: a
+    /// `touch` reaching a slave that does not have the key yet (it is still
+    /// copying the partition) is replaced by the whole record with its
+    /// version, so the new expiry is not lost.
+    pub fallback: Option<Bytes>,
+}
+
 struct Job {
-    wire: Bytes,
+    msg: Message,
     ack: Option<Ack>,
 }
 
@@ -92,7 +102,7 @@ impl Replicator {
         &self,
         dest: &str,
         key: &[u8],
-        wire: Bytes,
+        msg: Message,
         ack: bool,
     ) -> Option<oneshot::Receiver<Result<(), String>>> {
         let (tx, rx) = if ack {
@@ -103,7 +113,7 @@ impl Replicator {
         };
         let sender = self.sender(dest, key);
         if let Err(e) = sender
-            .send_timeout(Job { wire, ack: tx }, self.timeout)
+            .send_timeout(Job { msg, ack: tx }, self.timeout)
             .await
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -129,11 +139,22 @@ fn is_target(targets: &RwLock<HashSet<String>>, dest: &str) -> bool {
 }
 
 /// A reply that means the destination has applied (or already had) the write.
-fn acknowledged(reply: &[u8]) -> bool {
-    matches!(
-        reply,
-        b"STORED\r\n" | b"NOT_STORED\r\n" | b"DELETED\r\n" | b"NOT_FOUND\r\n" | b"TOUCHED\r\n"
-    )
+fn acknowledged(reply: &[u8]) -> Option<Delivered> {
+    match reply {
+        b"NOT_FOUND\r\n" => Some(Delivered::NotFound),
+        b"STORED\r\n" | b"NOT_STORED\r\n" | b"DELETED\r\n" | b"TOUCHED\r\n" => {
+            Some(Delivered::Applied)
+        }
+        _ => None,
+    }
+}
+
+/// How the destination took a write.
+enum Delivered {
+    /// Applied, or already had it (or something newer).
+    Applied,
+    /// Answered `NOT_FOUND` (also an acknowledgement, unless a fallback exists).
+    NotFound,
 }
 
 async fn worker(
@@ -144,7 +165,11 @@ async fn worker(
 ) {
     let mut conn: Option<PeerConn> = None;
     while let Some(job) = rx.recv().await {
-        let result = deliver(&dest, &mut conn, &job.wire, &targets, timeout).await;
+        let mut result = deliver(&dest, &mut conn, &job.msg.wire, &targets, timeout).await;
+        if let (Ok(Delivered::NotFound), Some(fallback)) = (&result, &job.msg.fallback) {
+            result = deliver(&dest, &mut conn, fallback, &targets, timeout).await;
+        }
+        let result = result.map(|_| ());
         if let Err(e) = &result {
             tracing::warn!("replication to {dest} failed: {e}");
         }
@@ -160,7 +185,7 @@ async fn deliver(
     wire: &[u8],
     targets: &RwLock<HashSet<String>>,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<Delivered, String> {
     let mut backoff = Duration::from_millis(50);
     let mut last = String::new();
     for _ in 0..MAX_ATTEMPTS {
@@ -180,12 +205,14 @@ async fn deliver(
         }
         let Some(c) = conn.as_mut() else { continue };
         match tokio::time::timeout(timeout, exchange(c, wire, ReplyKind::Line)).await {
-            Ok(Ok(reply)) if acknowledged(&reply) => return Ok(()),
             Ok(Ok(reply)) => {
+                if let Some(d) = acknowledged(&reply) {
+                    return Ok(d);
+                }
                 return Err(format!(
                     "{dest} answered {}",
                     String::from_utf8_lossy(&reply).trim_end()
-                ))
+                ));
             }
             Ok(Err(e)) => last = e.reason,
             Err(_) => last = format!("no answer within {timeout:?}"),

@@ -11,6 +11,7 @@ use flare_proto::{absolute_expire, reply, Request};
 
 use super::Applied;
 use crate::node::{now, Node};
+use crate::replication::Message;
 
 /// Proxy identifiers longer than this are treated as a routing loop: the
 /// original has no hop limit for requests, and reads carried no identifier.
@@ -204,41 +205,72 @@ pub fn write_options(req: &Request) -> WriteOptions {
     }
 }
 
+/// The record of `key` as a versioned `set` (how a changed record replicates).
+fn record_as_set(node: &Node, key: &Bytes) -> Option<Request> {
+    let r = node.store.get(key, now()).ok().flatten()?;
+    Some(Request::Store(Store {
+        kind: StoreKind::Set,
+        key: key.clone(),
+        flags: r.flags,
+        exptime: r.expire,
+        version: r.version,
+        options: WriteOptions::default(),
+        data: Bytes::from(r.value),
+    }))
+}
+
+fn encode(list: &[String], req: &Request) -> Bytes {
+    let mut wire = BytesMut::new();
+    encode_request(&mut wire, Some(list), req);
+    wire.freeze()
+}
+
 /// The replicated form of a local write (cluster.md §6.1): the whole record
 /// as `set` with its version, `delete <key> <expire> <version>`, or
-/// `touch <key> <expire>`. `None` when the record is gone again.
-fn replicated_request(node: &Node, applied: &Applied) -> Option<(Bytes, Request)> {
+/// `touch <key> <expire>` (with the record as fallback for a slave that does
+/// not have the key yet). `None` when the record is gone again.
+fn replicated_message(node: &Node, applied: &Applied, list: &[String]) -> Option<(Bytes, Message)> {
     Some(match applied {
         Applied::Record(key) => {
-            let r = node.store.get(key, now()).ok().flatten()?;
-            let req = Request::Store(Store {
-                kind: StoreKind::Set,
-                key: key.clone(),
-                flags: r.flags,
-                exptime: r.expire,
-                version: r.version,
-                options: WriteOptions::default(),
-                data: Bytes::from(r.value),
-            });
-            (key.clone(), req)
+            let wire = encode(list, &record_as_set(node, key)?);
+            (
+                key.clone(),
+                Message {
+                    wire,
+                    fallback: None,
+                },
+            )
         }
-        Applied::Delete(key, expire, version) => (
-            key.clone(),
-            Request::Delete {
+        Applied::Delete(key, expire, version) => {
+            let req = Request::Delete {
                 key: key.clone(),
                 time: *expire,
                 version: *version,
                 options: WriteOptions::default(),
-            },
-        ),
-        Applied::Touch(key, expire) => (
-            key.clone(),
-            Request::Touch {
+            };
+            (
+                key.clone(),
+                Message {
+                    wire: encode(list, &req),
+                    fallback: None,
+                },
+            )
+        }
+        Applied::Touch(key, expire) => {
+            let req = Request::Touch {
                 key: key.clone(),
                 exptime: *expire,
                 noreply: false,
-            },
-        ),
+            };
+            let fallback = record_as_set(node, key).map(|r| encode(list, &r));
+            (
+                key.clone(),
+                Message {
+                    wire: encode(list, &req),
+                    fallback,
+                },
+            )
+        }
     })
 }
 
@@ -269,23 +301,24 @@ pub async fn replicate(
     if targets.slaves.is_empty() && targets.preparing_master.is_none() {
         return Ok(());
     }
-    let Some((key, req)) = replicated_request(node, &applied) else {
-        return Ok(());
-    };
     let mut list = proxy.map(<[String]>::to_vec).unwrap_or_default();
     list.push(node.me.clone());
-    let mut wire = BytesMut::new();
-    encode_request(&mut wire, Some(&list), &req);
-    let wire = wire.freeze();
+    let Some((key, msg)) = replicated_message(node, &applied, &list) else {
+        return Ok(());
+    };
     let wait = options.sync || (node.config().replication_sync && !options.asynchronous);
     let mut acks = Vec::new();
     for slave in &targets.slaves {
-        if let Some(rx) = node.replicator.send(slave, &key, wire.clone(), wait).await {
+        let copy = Message {
+            wire: msg.wire.clone(),
+            fallback: msg.fallback.clone(),
+        };
+        if let Some(rx) = node.replicator.send(slave, &key, copy, wait).await {
             acks.push((slave.clone(), rx));
         }
     }
     if let Some(pm) = &targets.preparing_master {
-        node.replicator.send(pm, &key, wire.clone(), false).await;
+        node.replicator.send(pm, &key, msg, false).await;
     }
     for (slave, rx) in acks {
         match rx.await {
