@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use flare_e2e::{Conn, DumpRecord, Flared};
+use flare_e2e::{wait_until, Conn, DumpRecord, Flared, WAIT};
 
 /// TV-36 version / ping / verbosity / quit.
 #[test]
@@ -1103,4 +1103,55 @@ fn dump_streaming_and_pacing() {
         t.elapsed()
     );
     c.in_sync();
+}
+
+/// SIGHUP re-reads the config file: reloadable options change at once, an
+/// invalid file changes nothing, and the process keeps serving.
+#[test]
+fn sighup_reloads_the_config_file() {
+    let f = Flared::start_with("max-connection = 100\nnet-read-timeout = 600", &[]);
+    let mut c = f.connect();
+    let show = |c: &mut Conn, name: &str| -> String {
+        c.send(b"show variables\r\n");
+        c.read_until("END\r\n")
+            .into_iter()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .map(|l| l.trim_end().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        show(&mut c, "max_connection"),
+        "max_connection:         100"
+    );
+    let text = std::fs::read_to_string(&f.conf).expect("read conf");
+    let reloaded = text
+        .replace("max-connection = 100", "max-connection = 42")
+        .replace(
+            "net-read-timeout = 600",
+            "net-read-timeout = 30\nreplication-type = sync",
+        );
+    std::fs::write(&f.conf, reloaded).expect("write conf");
+    flare_e2e::signal(f.pid(), 1);
+    wait_until("max_connection reloaded", WAIT, || {
+        show(&mut c, "max_connection") == "max_connection:         42"
+    });
+    assert_eq!(
+        show(&mut c, "net_read_timeout"),
+        "net_read_timeout:       30"
+    );
+    assert_eq!(
+        show(&mut c, "replication_type"),
+        "replication_type:       sync"
+    );
+    // an unknown option: the whole reload is skipped
+    let text = std::fs::read_to_string(&f.conf).expect("read conf");
+    std::fs::write(
+        &f.conf,
+        format!("{text}\nbogus-option = 1\nmax-connection = 7\n"),
+    )
+    .expect("write");
+    flare_e2e::signal(f.pid(), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(show(&mut c, "max_connection"), "max_connection:         42");
+    c.expect(b"version\r\n", b"VERSION flare-1.3.4\r\n");
 }

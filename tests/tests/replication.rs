@@ -1156,3 +1156,20 @@ fn writes_while_the_master_learns_of_a_new_slave_reach_it() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A `set` whose absolute expiry is already past answers STORED and makes the
+/// key invisible on the master; the slave must not keep serving the old value.
+#[test]
+fn write_with_a_past_expiry_hides_the_key_on_the_slave_too() {
+    let mut c = Cluster::start(2);
+    let (m, s) = (0, 1);
+    c.first_master(m);
+    c.add_slave(s, 1, 0, WAIT);
+    let mut mc = c.conn(m);
+    let mut sc = c.conn(s);
+    mc.expect(b"set old 0 0 1 sync\r\na\r\n", b"STORED\r\n");
+    expect_value(&mut sc, "old", b"a");
+    mc.expect(b"set old 0 1000000000 1 sync\r\nb\r\n", b"STORED\r\n");
+    mc.expect(b"get old\r\n", b"END\r\n");
+    sc.expect(b"get old\r\n", b"END\r\n");
+}

@@ -26,6 +26,8 @@ pub mod index_servers;
 pub mod logging;
 pub mod options;
 pub mod pidfile;
+pub mod report;
+pub mod startup;
 
 pub use cli::{help_text, parse, Invocation};
 pub use config_file::Entry;
@@ -35,5 +37,6 @@ pub use index_servers::parse_index_servers;
 pub use logging::{init as init_logging, LogHandle, LogOptions};
 pub use options::{OptKind, OptSpec, Settings};
 pub use pidfile::{PidCheck, PidFile};
+pub use report::{padded, rusage};
 /// Re-exported so daemons can name log levels without depending on tracing-subscriber.
 pub use tracing_subscriber::filter::LevelFilter;

@@ -342,6 +342,13 @@ pub const SPECS: &[OptSpec] = &[
         "[flare-rs] longest request line accepted (bytes)",
     ),
     OptSpec::new(
+        "storage-record-cache-size",
+        Int,
+        Some("64"),
+        false,
+        "[flare-rs] records kept in memory in front of RocksDB (MiB, 0 = none)",
+    ),
+    OptSpec::new(
         "proxy-timeout",
         Int,
         Some("5000"),
@@ -375,6 +382,7 @@ pub struct NodeConfig {
     pub compression: Compression,
     pub fsync: FsyncPolicy,
     pub block_cache_bytes: usize,
+    pub record_cache_bytes: usize,
     pub write_buffer_bytes: usize,
     pub max_item_size: usize,
     pub max_line_size: usize,
@@ -552,6 +560,10 @@ impl NodeConfig {
             compression,
             fsync,
             block_cache_bytes: positive(s, "storage-block-cache-size")? << 20,
+            record_cache_bytes: {
+                let v = int(s, "storage-record-cache-size")?;
+                usize::try_from(v).map_err(|_| invalid("storage-record-cache-size", v))? << 20
+            },
             write_buffer_bytes: positive(s, "storage-write-buffer-size")? << 20,
             max_item_size: positive(s, "max-item-size")?,
             max_line_size: positive(s, "max-line-size")?.max(64),
@@ -668,37 +680,5 @@ impl NodeConfig {
             ("storage_fsync", v("storage-fsync")),
             ("max_item_size", self.max_item_size.to_string()),
         ]
-    }
-}
-
-/// `name:` padded to `width` characters, then the value (operations.md §2.3).
-pub fn padded(name: &str, value: &str, width: usize) -> String {
-    let label = format!("{name}:");
-    if label.len() >= width {
-        if label.len() == width {
-            format!("{label}{value}")
-        } else {
-            format!("{label} {value}")
-        }
-    } else {
-        format!("{label:<width$}{value}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn padding_rules() {
-        assert_eq!(padded("back_log", "30", 24), "back_log:               30");
-        assert_eq!(
-            padded("reconstruction_interval", "0", 24),
-            "reconstruction_interval:0"
-        );
-        assert_eq!(
-            padded("time_watcher_polling_interval_msec", "0", 24),
-            "time_watcher_polling_interval_msec: 0"
-        );
     }
 }

@@ -18,66 +18,32 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use flare_daemon::{Invocation, PidCheck, PidFile};
+use flare_daemon::{startup, PidCheck, PidFile};
 use flare_storage::{RocksConfig, RocksEngine, Store, StoreConfig};
 
-use config::{padded, NodeConfig, SPECS};
+use config::{NodeConfig, SPECS};
 use flare_cluster::{HashAlgorithm, ModularTable};
+use flare_daemon::padded;
 use node::Node;
 use topology::Topology;
 
-/// Exit status of every start-up failure (as the original).
-const FAILURE: u8 = 255;
-
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("flared: {msg}");
-    tracing::error!("{msg}");
-    ExitCode::from(FAILURE)
+    startup::fail("flared", msg)
 }
 
 fn main() -> ExitCode {
-    let args: Vec<_> = std::env::args_os().collect();
-    let settings = match flare_daemon::parse(
-        "flared",
-        &format!("flare {}", flare_proto::PACKAGE_VERSION),
-        SPECS,
-        args,
-    ) {
-        Ok(Invocation::Run(s)) => s,
-        Ok(Invocation::Help(text)) | Ok(Invocation::Version(text)) => {
-            println!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("flared: {e}");
-            eprintln!("Try 'flared --help' for the list of options.");
-            return ExitCode::from(FAILURE);
-        }
+    let mut settings = match startup::command_line("flared", SPECS) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let mut settings = settings;
     if let Err(e) = absolutize(&mut settings) {
-        eprintln!("flared: {e}");
-        return ExitCode::from(FAILURE);
+        return startup::usage_error("flared", e);
     }
     let config = match NodeConfig::from_settings(settings) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("flared: {e}");
-            eprintln!("Try 'flared --help' for the list of options.");
-            return ExitCode::from(FAILURE);
-        }
+        Err(e) => return startup::usage_error("flared", e),
     };
-    let level = match flare_daemon::logging::level_from_env() {
-        Ok(l) => l.unwrap_or(flare_daemon::logging::DEFAULT_LEVEL),
-        Err(e) => return fail(e),
-    };
-    let facility = config
-        .settings
-        .str("log-facility")
-        .unwrap_or("")
-        .to_string();
-    let log = match flare_daemon::init_logging(c"flared", &facility, config.settings.stderr, level)
-    {
+    let log = match startup::logging(c"flared", &config.settings) {
         Ok(h) => h,
         Err(e) => return fail(e),
     };
@@ -174,6 +140,7 @@ async fn run(config: NodeConfig, pid_path: PathBuf, log: flare_daemon::LogHandle
         StoreConfig {
             tombstone_capacity: config.storage_cache_size,
             lock_slots: config.mutex_slot,
+            record_cache_bytes: config.record_cache_bytes,
         },
     ) {
         Ok(s) => s,

@@ -54,7 +54,9 @@ pub struct Replicator {
     targets: Arc<RwLock<HashSet<String>>>,
     concurrency: usize,
     timeout: Duration,
-    pub dropped: AtomicU64,
+    /// Writes a slave that is still a target never got (queue full, or every
+    /// delivery attempt failed): that slave must be rebuilt.
+    pub dropped: Arc<AtomicU64>,
 }
 
 impl Replicator {
@@ -64,7 +66,7 @@ impl Replicator {
             targets: Arc::default(),
             concurrency: concurrency.max(1),
             timeout,
-            dropped: AtomicU64::new(0),
+            dropped: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -88,6 +90,7 @@ impl Replicator {
                         rx,
                         Arc::clone(&self.targets),
                         self.timeout,
+                        Arc::clone(&self.dropped),
                     ));
                     tx
                 })
@@ -162,6 +165,7 @@ async fn worker(
     mut rx: mpsc::Receiver<Job>,
     targets: Arc<RwLock<HashSet<String>>>,
     timeout: Duration,
+    dropped: Arc<AtomicU64>,
 ) {
     let mut conn: Option<PeerConn> = None;
     while let Some(job) = rx.recv().await {
@@ -171,7 +175,13 @@ async fn worker(
         }
         let result = result.map(|_| ());
         if let Err(e) = &result {
-            tracing::warn!("replication to {dest} failed: {e}");
+            if is_target(&targets, &dest) {
+                // still a slave in the map, but it missed this write
+                dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("replication to {dest} failed: {e}; that slave missed a write and must be rebuilt");
+            } else {
+                tracing::warn!("replication to {dest} failed: {e}");
+            }
         }
         if let Some(ack) = job.ack {
             let _ = ack.send(result);

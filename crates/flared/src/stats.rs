@@ -40,16 +40,3 @@ pub fn add(c: &AtomicU64, n: u64) {
 pub fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
-
-/// CPU time of the process: (user, system) as `sec.usec` strings.
-pub fn rusage() -> (String, String) {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a valid pointer.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    if rc != 0 {
-        return ("0.000000".into(), "0.000000".into());
-    }
-    let f = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
-    (f(ru.ru_utime), f(ru.ru_stime))
-}

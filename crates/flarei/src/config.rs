@@ -417,23 +417,10 @@ impl IndexConfig {
     }
 }
 
-/// `name:` padded to `width` characters, then the value (operations.md §2.2).
-pub fn padded(name: &str, value: &str, width: usize) -> String {
-    let label = format!("{name}:");
-    if label.len() >= width {
-        if label.len() == width {
-            format!("{label}{value}")
-        } else {
-            format!("{label} {value}")
-        }
-    } else {
-        format!("{label:<width$}{value}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flare_daemon::padded;
 
     fn settings(pairs: &[(&str, &str)]) -> Settings {
         let mut s = Settings::new(SPECS);

@@ -55,61 +55,30 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use flare_daemon::{Invocation, LogHandle, PidCheck, PidFile, Settings};
+use flare_daemon::{startup, LogHandle, PidCheck, PidFile, Settings};
 
-use config::{padded, IndexConfig, SPECS};
+use config::{IndexConfig, SPECS};
+use flare_daemon::padded;
 use index::Index;
 use map::NodeMap;
 
-/// Exit status of every start-up failure (as the original).
-const FAILURE: u8 = 255;
 /// Column of the values in the start-up banner.
 const BANNER_WIDTH: usize = 26;
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("flarei: {msg}");
-    tracing::error!("{msg}");
-    ExitCode::from(FAILURE)
+    startup::fail("flarei", msg)
 }
 
 fn main() -> ExitCode {
-    let args: Vec<_> = std::env::args_os().collect();
-    let settings = match flare_daemon::parse(
-        "flarei",
-        &format!("flare {}", flare_proto::PACKAGE_VERSION),
-        SPECS,
-        args,
-    ) {
-        Ok(Invocation::Run(s)) => s,
-        Ok(Invocation::Help(text)) | Ok(Invocation::Version(text)) => {
-            println!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("flarei: {e}");
-            eprintln!("Try 'flarei --help' for the list of options.");
-            return ExitCode::from(FAILURE);
-        }
+    let settings = match startup::command_line("flarei", SPECS) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let config = match IndexConfig::from_settings(settings) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("flarei: {e}");
-            eprintln!("Try 'flarei --help' for the list of options.");
-            return ExitCode::from(FAILURE);
-        }
+        Err(e) => return startup::usage_error("flarei", e),
     };
-    let level = match flare_daemon::logging::level_from_env() {
-        Ok(l) => l.unwrap_or(flare_daemon::logging::DEFAULT_LEVEL),
-        Err(e) => return fail(e),
-    };
-    let facility = config
-        .settings
-        .str("log-facility")
-        .unwrap_or("")
-        .to_string();
-    let log = match flare_daemon::init_logging(c"flarei", &facility, config.settings.stderr, level)
-    {
+    let log = match startup::logging(c"flarei", &config.settings) {
         Ok(h) => h,
         Err(e) => return fail(e),
     };

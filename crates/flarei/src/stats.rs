@@ -6,7 +6,9 @@ use bytes::BytesMut;
 use flare_proto::reply::{self, stat};
 use flare_proto::request::StatsKind;
 
-use crate::config::padded;
+use flare_daemon::padded;
+use flare_proto::stats::{self, General, Thread};
+
 use crate::index::{now, Index};
 
 /// Column of the values in `show variables` on the index.
@@ -24,86 +26,34 @@ pub fn stats(index: &Index, kind: StatsKind, out: &mut BytesMut) {
     out.extend_from_slice(reply::END);
 }
 
-/// CPU time of the process: (user, system) as `sec.usec` strings.
-fn rusage() -> (String, String) {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a valid pointer.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    if rc != 0 {
-        return ("0.000000".into(), "0.000000".into());
-    }
-    let f = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
-    (f(ru.ru_utime), f(ru.ru_stime))
-}
-
 /// The same field list and order as a node's `stats` (§19.2); the storage
 /// and command counters are 0 on the index.
 fn general(index: &Index, out: &mut BytesMut) {
     let c = &index.counters;
     let now = now();
-    let (user, system) = rusage();
-    stat(out, "pid", std::process::id());
-    stat(out, "uptime", now - index.started_at);
-    stat(out, "time", now);
-    stat(out, "version", flare_proto::PACKAGE_VERSION);
-    stat(out, "pointer_size", usize::BITS);
-    stat(out, "rusage_user", user);
-    stat(out, "rusage_system", system);
-    stat(out, "curr_items", 0);
-    stat(out, "total_items", 0);
-    stat(out, "bytes", 0);
-    stat(out, "curr_connections", index.registry.clients());
-    stat(
+    let (rusage_user, rusage_system) = flare_daemon::rusage();
+    stats::general(
         out,
-        "total_connections",
-        c.total_connections.load(Ordering::Relaxed),
+        &General {
+            pid: std::process::id(),
+            uptime: now - index.started_at,
+            time: now,
+            rusage_user,
+            rusage_system,
+            curr_connections: index.registry.clients() as u64,
+            total_connections: c.total_connections.load(Ordering::Relaxed),
+            bytes_read: c.bytes_read.load(Ordering::Relaxed),
+            bytes_written: c.bytes_written.load(Ordering::Relaxed),
+            threads: index.registry.len() as u64,
+            node_map_version: index.version(),
+            ..General::default()
+        },
     );
-    stat(out, "connection_structures", 0);
-    for name in [
-        "cmd_get",
-        "cmd_set",
-        "get_hits",
-        "get_misses",
-        "delete_hits",
-        "delete_misses",
-        "incr_hits",
-        "incr_misses",
-        "decr_hits",
-        "decr_misses",
-        "cas_hits",
-        "cas_misses",
-        "cas_badval",
-        "touch_hits",
-        "touch_misses",
-        "evictions",
-    ] {
-        stat(out, name, 0);
-    }
-    stat(out, "bytes_read", c.bytes_read.load(Ordering::Relaxed));
-    stat(
-        out,
-        "bytes_written",
-        c.bytes_written.load(Ordering::Relaxed),
-    );
-    stat(out, "limit_maxbytes", 0);
-    stat(out, "threads", index.registry.len());
-    stat(out, "pool_threads", 0);
-    stat(out, "node_map_version", index.version());
 }
 
 /// Five lines per node, node-key order (§19.5).
 fn nodes(index: &Index, out: &mut BytesMut) {
-    index.with_map(|map| {
-        for n in map.nodes() {
-            let k = n.key();
-            stat(out, &format!("{k}:role"), n.role);
-            stat(out, &format!("{k}:state"), n.state);
-            stat(out, &format!("{k}:partition"), n.partition);
-            stat(out, &format!("{k}:balance"), n.balance);
-            stat(out, &format!("{k}:thread_type"), n.thread_type);
-        }
-    });
+    index.with_map(|map| stats::nodes(out, map.nodes()));
 }
 
 /// Client connections (type 1), then one entry per node agent (type = the
@@ -116,15 +66,20 @@ fn threads(index: &Index, out: &mut BytesMut, clients_only: bool) {
             continue;
         }
         let (op, state) = s.activity();
-        let id = s.id;
-        stat(out, &format!("{id}:type"), s.kind);
-        stat(out, &format!("{id}:peer"), &s.peer);
-        stat(out, &format!("{id}:op"), op);
-        stat(out, &format!("{id}:uptime"), now - s.started);
-        stat(out, &format!("{id}:state"), state.word());
-        stat(out, &format!("{id}:info"), "");
-        stat(out, &format!("{id}:queue"), s.queue());
-        stat(out, &format!("{id}:behind"), s.behind(now));
+        stats::thread(
+            out,
+            &Thread {
+                id: u64::from(s.id),
+                kind: i64::from(s.kind),
+                peer: &s.peer,
+                op,
+                uptime: now - s.started,
+                state: state.word(),
+                info: &"",
+                queue: s.queue(),
+                behind: s.behind(now),
+            },
+        );
     }
 }
 

@@ -14,6 +14,7 @@ pub mod client;
 pub mod node;
 pub mod reply;
 pub mod request;
+pub mod stats;
 pub mod text;
 
 pub use request::{Dialect, Request, StoreKind, WriteOptions};

@@ -9,6 +9,7 @@
 //!   versions, the tombstone cache, per-key serialisation of read-modify-write
 //!   commands (protocol.md §4, §6–§12).
 
+mod cache;
 pub mod engine;
 pub mod error;
 pub mod memory;

@@ -145,6 +145,12 @@ impl RocksEngine {
         opts.set_write_buffer_size(config.write_buffer_bytes);
         opts.set_max_background_jobs(2);
         opts.set_bytes_per_sync(1 << 20);
+        opts.set_enable_pipelined_write(true);
+        // Large values go to blob files: compactions then move keys, not values.
+        opts.set_enable_blob_files(true);
+        opts.set_min_blob_size(4096);
+        opts.set_blob_file_size(256 << 20);
+        opts.set_enable_blob_gc(true);
         opts.set_memtable_whole_key_filtering(true);
         opts.set_memtable_prefix_bloom_ratio(0.05);
         let mut table = BlockBasedOptions::default();

@@ -207,7 +207,7 @@ pub fn write_options(req: &Request) -> WriteOptions {
 
 /// The record of `key` as a versioned `set` (how a changed record replicates).
 fn record_as_set(node: &Node, key: &Bytes) -> Option<Request> {
-    let r = node.store.get(key, now()).ok().flatten()?;
+    let r = node.store.peek(key).ok().flatten()?;
     Some(Request::Store(Store {
         kind: StoreKind::Set,
         key: key.clone(),

@@ -3,8 +3,8 @@
 use bytes::BytesMut;
 use flare_proto::reply;
 
-use crate::config::padded;
 use crate::node::Node;
+use flare_daemon::padded;
 
 pub fn apply(node: &Node, out: &mut BytesMut) {
     for (name, value) in node.config().variables() {

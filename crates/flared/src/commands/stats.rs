@@ -8,7 +8,9 @@ use flare_proto::request::StatsKind;
 
 use crate::node::{now, Node};
 use crate::registry::ConnState;
-use crate::stats::{get, rusage};
+use flare_proto::stats::{self, CommandCounts, General, Thread};
+
+use crate::stats::get;
 
 pub fn apply(node: &Node, kind: StatsKind, out: &mut BytesMut) {
     match kind {
@@ -26,47 +28,46 @@ pub fn apply(node: &Node, kind: StatsKind, out: &mut BytesMut) {
 fn general(node: &Node, out: &mut BytesMut) {
     let c = &node.counters;
     let now = now();
-    let (user, system) = rusage();
-    let conns = node.registry.len();
-    stat(out, "pid", std::process::id());
-    stat(out, "uptime", now - node.started_at);
-    stat(out, "time", now);
-    stat(out, "version", flare_proto::PACKAGE_VERSION);
-    stat(out, "pointer_size", usize::BITS);
-    stat(out, "rusage_user", user);
-    stat(out, "rusage_system", system);
-    stat(out, "curr_items", node.store.count());
-    stat(out, "total_items", get(&c.total_items));
-    stat(out, "bytes", node.store.size_bytes());
-    stat(out, "curr_connections", conns);
-    stat(out, "total_connections", get(&c.total_connections));
-    stat(out, "connection_structures", 0);
-    for (name, counter) in [
-        ("cmd_get", &c.cmd_get),
-        ("cmd_set", &c.cmd_set),
-        ("get_hits", &c.get_hits),
-        ("get_misses", &c.get_misses),
-        ("delete_hits", &c.delete_hits),
-        ("delete_misses", &c.delete_misses),
-        ("incr_hits", &c.incr_hits),
-        ("incr_misses", &c.incr_misses),
-        ("decr_hits", &c.decr_hits),
-        ("decr_misses", &c.decr_misses),
-        ("cas_hits", &c.cas_hits),
-        ("cas_misses", &c.cas_misses),
-        ("cas_badval", &c.cas_badval),
-        ("touch_hits", &c.touch_hits),
-        ("touch_misses", &c.touch_misses),
-    ] {
-        stat(out, name, get(counter));
-    }
-    stat(out, "evictions", 0);
-    stat(out, "bytes_read", get(&c.bytes_read));
-    stat(out, "bytes_written", get(&c.bytes_written));
-    stat(out, "limit_maxbytes", 0);
-    stat(out, "threads", conns);
-    stat(out, "pool_threads", 0);
-    stat(out, "node_map_version", node.topology().version);
+    let (rusage_user, rusage_system) = flare_daemon::rusage();
+    let conns = node.registry.len() as u64;
+    let commands = CommandCounts {
+        cmd_get: get(&c.cmd_get),
+        cmd_set: get(&c.cmd_set),
+        get_hits: get(&c.get_hits),
+        get_misses: get(&c.get_misses),
+        delete_hits: get(&c.delete_hits),
+        delete_misses: get(&c.delete_misses),
+        incr_hits: get(&c.incr_hits),
+        incr_misses: get(&c.incr_misses),
+        decr_hits: get(&c.decr_hits),
+        decr_misses: get(&c.decr_misses),
+        cas_hits: get(&c.cas_hits),
+        cas_misses: get(&c.cas_misses),
+        cas_badval: get(&c.cas_badval),
+        touch_hits: get(&c.touch_hits),
+        touch_misses: get(&c.touch_misses),
+    };
+    stats::general(
+        out,
+        &General {
+            pid: std::process::id(),
+            uptime: now - node.started_at,
+            time: now,
+            rusage_user,
+            rusage_system,
+            curr_items: node.store.count(),
+            total_items: get(&c.total_items),
+            bytes: node.store.size_bytes(),
+            curr_connections: conns,
+            total_connections: get(&c.total_connections),
+            commands,
+            bytes_read: get(&c.bytes_read),
+            bytes_written: get(&c.bytes_written),
+            threads: conns,
+            pool_threads: 0,
+            node_map_version: node.topology().version,
+        },
+    );
     reconstruction(node, out);
 }
 
@@ -98,16 +99,7 @@ fn reconstruction(node: &Node, out: &mut BytesMut) {
 }
 
 fn nodes(node: &Node, out: &mut BytesMut) {
-    let mut nodes = node.topology().nodes.clone();
-    nodes.sort_by_key(|n| n.key());
-    for n in nodes {
-        let k = n.key();
-        stat(out, &format!("{k}:role"), n.role);
-        stat(out, &format!("{k}:state"), n.state);
-        stat(out, &format!("{k}:partition"), n.partition);
-        stat(out, &format!("{k}:balance"), n.balance);
-        stat(out, &format!("{k}:thread_type"), n.thread_type);
-    }
+    stats::nodes(out, &node.topology().nodes);
 }
 
 /// One entry per client connection (type 1). flare-rs has no alarm or pool
@@ -116,34 +108,42 @@ fn threads(node: &Node, out: &mut BytesMut, internal: bool) {
     let now = now();
     for s in node.registry.snapshot() {
         let (op, state) = s.activity();
-        let id = s.id;
-        stat(out, &format!("{id}:type"), 1);
-        stat(out, &format!("{id}:peer"), &s.peer);
-        stat(out, &format!("{id}:op"), op);
-        stat(out, &format!("{id}:uptime"), now - s.started);
-        stat(out, &format!("{id}:state"), state.word());
-        stat(out, &format!("{id}:info"), "");
-        stat(out, &format!("{id}:queue"), 0);
-        stat(out, &format!("{id}:behind"), 0);
+        stats::thread(
+            out,
+            &Thread {
+                id: u64::from(s.id),
+                kind: 1,
+                peer: &s.peer,
+                op,
+                uptime: now - s.started,
+                state: state.word(),
+                info: &"",
+                queue: 0,
+                behind: 0,
+            },
+        );
     }
     // The reconstruction, while it runs, as the original's type-3 thread.
     let p = &node.progress;
     if internal && p.state() == "running" {
-        stat(out, "0:type", 3);
-        stat(out, "0:peer", p.source());
-        stat(out, "0:op", "dump");
-        stat(out, "0:uptime", 0);
-        stat(out, "0:state", ConnState::Execute.word());
-        stat(
-            out,
-            "0:info",
-            format_args!(
-                "records={} bytes={}",
-                p.records.load(Ordering::Relaxed),
-                p.bytes.load(Ordering::Relaxed)
-            ),
+        let info = format!(
+            "records={} bytes={}",
+            p.records.load(Ordering::Relaxed),
+            p.bytes.load(Ordering::Relaxed)
         );
-        stat(out, "0:queue", 0);
-        stat(out, "0:behind", 0);
+        stats::thread(
+            out,
+            &Thread {
+                id: 0,
+                kind: 3,
+                peer: &p.source(),
+                op: "dump",
+                uptime: 0,
+                state: ConnState::Execute.word(),
+                info: &info,
+                queue: 0,
+                behind: 0,
+            },
+        );
     }
 }

@@ -7,8 +7,9 @@
 //! re-checks that the record is still the expired one.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
+use crate::cache::RecordCache;
 use crate::engine::{KvEngine, ScanStep};
 use crate::error::StorageError;
 use crate::record::{encode_parts, Header, Record};
@@ -21,6 +22,8 @@ pub struct StoreConfig {
     pub tombstone_capacity: usize,
     /// Number of lock stripes (`mutex-slot`).
     pub lock_slots: usize,
+    /// Bytes of records kept in memory in front of the engine (0 = none).
+    pub record_cache_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -28,6 +31,7 @@ impl Default for StoreConfig {
         StoreConfig {
             tombstone_capacity: 65536,
             lock_slots: 64,
+            record_cache_bytes: 64 << 20,
         }
     }
 }
@@ -81,6 +85,7 @@ pub enum DeleteOutcome {
 
 struct Stripe {
     tombstones: Tombstones,
+    cache: RecordCache,
 }
 
 /// The record store.
@@ -152,6 +157,7 @@ impl<E: KvEngine> Store<E> {
             .map(|_| {
                 Mutex::new(Stripe {
                     tombstones: Tombstones::new(per_stripe),
+                    cache: RecordCache::new(config.record_cache_bytes / slots),
                 })
             })
             .collect();
@@ -182,27 +188,53 @@ impl<E: KvEngine> Store<E> {
         self.global.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Read a record; a corrupted one counts as absent (it is overwritten by
-    /// the next write), as in the original.
-    fn read(&self, key: &[u8]) -> Result<Option<Record>, StorageError> {
-        match self.engine.get(key)? {
-            None => Ok(None),
-            Some(raw) => match Record::from_vec(raw) {
-                Ok(r) => Ok(Some(r)),
-                Err(e) => {
-                    tracing::warn!(
-                        key = %String::from_utf8_lossy(key),
-                        "{e} -> continue processing (pretending not found)"
-                    );
-                    Ok(None)
+    /// Read a record under its stripe's lock, through the record cache; a
+    /// corrupted one counts as absent (it is overwritten by the next write),
+    /// as in the original.
+    fn read(&self, stripe: &mut Stripe, key: &[u8]) -> Result<Option<Record>, StorageError> {
+        let raw: Arc<[u8]> = match stripe.cache.get(key) {
+            Some(raw) => raw,
+            None => match self.engine.get(key)? {
+                None => return Ok(None),
+                Some(raw) => {
+                    let raw: Arc<[u8]> = raw.into();
+                    stripe.cache.put(key, Arc::clone(&raw));
+                    raw
                 }
             },
+        };
+        match Record::decode(&raw) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                tracing::warn!(
+                    key = %String::from_utf8_lossy(key),
+                    "{e} -> continue processing (pretending not found)"
+                );
+                stripe.cache.remove(key);
+                Ok(None)
+            }
         }
     }
 
-    fn current(&self, stripe: &Stripe, key: &[u8]) -> Result<Current, StorageError> {
+    /// Write a record (engine, then cache) under its stripe's lock.
+    fn save(&self, stripe: &mut Stripe, key: &[u8], raw: Vec<u8>) -> Result<(), StorageError> {
+        if let Err(e) = self.engine.put(key, &raw) {
+            stripe.cache.remove(key);
+            return Err(e);
+        }
+        stripe.cache.put(key, raw.into());
+        Ok(())
+    }
+
+    /// Delete a record (engine and cache) under its stripe's lock.
+    fn erase(&self, stripe: &mut Stripe, key: &[u8]) -> Result<(), StorageError> {
+        stripe.cache.remove(key);
+        self.engine.delete(key)
+    }
+
+    fn current(&self, stripe: &mut Stripe, key: &[u8]) -> Result<Current, StorageError> {
         Ok(Current {
-            record: self.read(key)?,
+            record: self.read(stripe, key)?,
             tombstone: stripe.tombstones.get(key),
         })
     }
@@ -215,7 +247,7 @@ impl<E: KvEngine> Store<E> {
         r: &Record,
         now: i64,
     ) -> Result<(), StorageError> {
-        self.engine.delete(key)?;
+        self.erase(stripe, key)?;
         self.items.fetch_sub(1, Ordering::Relaxed);
         stripe.tombstones.insert(
             key,
@@ -227,24 +259,25 @@ impl<E: KvEngine> Store<E> {
         Ok(())
     }
 
+    /// The stored record whether or not it has expired, without purging it
+    /// (replication sends a record stored with a past expiry as it is).
+    pub fn peek(&self, key: &[u8]) -> Result<Option<Record>, StorageError> {
+        let _g = self.shared();
+        let mut stripe = self.stripe(key);
+        self.read(&mut stripe, key)
+    }
+
     /// `get`: the live record, purging it when expired.
     pub fn get(&self, key: &[u8], now: i64) -> Result<Option<Record>, StorageError> {
-        let Some(r) = self.read(key)? else {
+        let _g = self.shared();
+        let mut stripe = self.stripe(key);
+        let Some(r) = self.read(&mut stripe, key)? else {
             return Ok(None);
         };
         if !r.is_expired(now) {
             return Ok(Some(r));
         }
-        let _g = self.shared();
-        let mut stripe = self.stripe(key);
-        // Re-check under the lock: a concurrent write may have replaced it.
-        if let Some(cur) = self.read(key)? {
-            if cur.version == r.version && cur.is_expired(now) {
-                self.purge_locked(&mut stripe, key, &cur, now)?;
-            } else if !cur.is_expired(now) {
-                return Ok(Some(cur));
-            }
-        }
+        self.purge_locked(&mut stripe, key, &r, now)?;
         Ok(None)
     }
 
@@ -257,7 +290,7 @@ impl<E: KvEngine> Store<E> {
     ) -> Result<StoreOutcome, StorageError> {
         let _g = self.shared();
         let mut stripe = self.stripe(w.key);
-        let cur = self.current(&stripe, w.key)?;
+        let cur = self.current(&mut stripe, w.key)?;
         let alive = cur.alive(now);
         let held = cur.held(now);
         let mut new_version = if w.version > 0 {
@@ -314,7 +347,7 @@ impl<E: KvEngine> Store<E> {
             }
             _ => encode_parts(w.flags, w.expire, new_version, &[w.value]),
         };
-        self.engine.put(w.key, &raw)?;
+        self.save(&mut stripe, w.key, raw)?;
         if cur.record.is_none() {
             self.items.fetch_add(1, Ordering::Relaxed);
         }
@@ -328,8 +361,8 @@ impl<E: KvEngine> Store<E> {
     /// known here for the key: live, expired, or remembered by a tombstone.
     pub fn import(&self, key: &[u8], record: &Record) -> Result<StoreOutcome, StorageError> {
         let _g = self.shared();
-        let stripe = self.stripe(key);
-        let cur = self.current(&stripe, key)?;
+        let mut stripe = self.stripe(key);
+        let cur = self.current(&mut stripe, key)?;
         let known = match (&cur.record, cur.tombstone) {
             (Some(r), Some(t)) => r.version.max(t.version),
             (Some(r), None) => r.version,
@@ -339,7 +372,7 @@ impl<E: KvEngine> Store<E> {
         if record.version <= known {
             return Ok(StoreOutcome::NotStored);
         }
-        self.engine.put(key, &record.encode())?;
+        self.save(&mut stripe, key, record.encode())?;
         if cur.record.is_none() {
             self.items.fetch_add(1, Ordering::Relaxed);
         }
@@ -352,7 +385,7 @@ impl<E: KvEngine> Store<E> {
     pub fn touch(&self, key: &[u8], expire: i64, now: i64) -> Result<Option<Record>, StorageError> {
         let _g = self.shared();
         let mut stripe = self.stripe(key);
-        let Some(mut r) = self.read(key)? else {
+        let Some(mut r) = self.read(&mut stripe, key)? else {
             return Ok(None);
         };
         if r.is_expired(now) {
@@ -360,7 +393,7 @@ impl<E: KvEngine> Store<E> {
             return Ok(None);
         }
         r.expire = expire;
-        self.engine.put(key, &r.encode())?;
+        self.save(&mut stripe, key, r.encode())?;
         Ok(Some(r))
     }
 
@@ -374,7 +407,7 @@ impl<E: KvEngine> Store<E> {
     ) -> Result<ArithOutcome, StorageError> {
         let _g = self.shared();
         let mut stripe = self.stripe(key);
-        let Some(r) = self.read(key)? else {
+        let Some(r) = self.read(&mut stripe, key)? else {
             return Ok(ArithOutcome::NotFound);
         };
         if r.is_expired(now) {
@@ -389,9 +422,10 @@ impl<E: KvEngine> Store<E> {
         };
         let version = r.version.wrapping_add(1);
         let text = value.to_string();
-        self.engine.put(
+        self.save(
+            &mut stripe,
             key,
-            &encode_parts(r.flags, r.expire, version, &[text.as_bytes()]),
+            encode_parts(r.flags, r.expire, version, &[text.as_bytes()]),
         )?;
         Ok(ArithOutcome::Value { value, version })
     }
@@ -407,7 +441,7 @@ impl<E: KvEngine> Store<E> {
     ) -> Result<DeleteOutcome, StorageError> {
         let _g = self.shared();
         let mut stripe = self.stripe(key);
-        let cur = self.current(&stripe, key)?;
+        let cur = self.current(&mut stripe, key)?;
         if version > 0 && version < cur.version() {
             return Ok(DeleteOutcome::NotFound);
         }
@@ -424,7 +458,7 @@ impl<E: KvEngine> Store<E> {
             }
             return Ok(DeleteOutcome::NotFound);
         };
-        self.engine.delete(key)?;
+        self.erase(&mut stripe, key)?;
         self.items.fetch_sub(1, Ordering::Relaxed);
         let tomb_version = if version > 0 { version } else { r.version };
         stripe.tombstones.insert(
@@ -448,10 +482,9 @@ impl<E: KvEngine> Store<E> {
         let _g = self.global.write().unwrap_or_else(|e| e.into_inner());
         self.engine.clear()?;
         for s in &self.stripes {
-            s.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .tombstones
-                .clear();
+            let mut stripe = s.lock().unwrap_or_else(|e| e.into_inner());
+            stripe.tombstones.clear();
+            stripe.cache.clear();
         }
         self.items.store(0, Ordering::Relaxed);
         Ok(())

@@ -1,0 +1,52 @@
+//! The first steps every daemon takes, in one place: the command line (with
+//! `--help`/`--version` and errors printed the same way by both) and the
+//! logger built from the settings.
+
+use std::ffi::CStr;
+use std::process::ExitCode;
+
+use crate::cli::{parse, Invocation};
+use crate::error::DaemonError;
+use crate::logging::{init, level_from_env, LogHandle, DEFAULT_LEVEL};
+use crate::options::{OptSpec, Settings};
+
+/// Exit status of every start-up failure (as the original).
+pub const FAILURE: u8 = 255;
+
+/// Print a start-up error the same way everywhere: `<program>: <message>` on
+/// stderr (and in the log once it exists); the exit status to return.
+pub fn fail(program: &str, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{program}: {msg}");
+    tracing::error!("{msg}");
+    ExitCode::from(FAILURE)
+}
+
+/// Parse the process's command line (and config file). `Err` carries the exit
+/// status once help, the version or an error has been printed.
+pub fn command_line(program: &'static str, specs: &[OptSpec]) -> Result<Settings, ExitCode> {
+    let args: Vec<_> = std::env::args_os().collect();
+    let version = format!("flare {}", env!("CARGO_PKG_VERSION"));
+    match parse(program, &version, specs, args) {
+        Ok(Invocation::Run(s)) => Ok(s),
+        Ok(Invocation::Help(text)) | Ok(Invocation::Version(text)) => {
+            println!("{text}");
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(usage_error(program, e)),
+    }
+}
+
+/// A configuration error: the message and a hint, exit 255.
+pub fn usage_error(program: &str, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{program}: {e}");
+    eprintln!("Try '{program} --help' for the list of options.");
+    ExitCode::from(FAILURE)
+}
+
+/// Start the logger from the settings: `log-facility`, `--stderr`, and the
+/// level from `FLARE_LOG_LEVEL` (default: notice).
+pub fn logging(ident: &'static CStr, settings: &Settings) -> Result<LogHandle, DaemonError> {
+    let level = level_from_env()?.unwrap_or(DEFAULT_LEVEL);
+    let facility = settings.str("log-facility").unwrap_or("");
+    init(ident, facility, settings.stderr, level)
+}
