@@ -355,3 +355,72 @@ fn unix_socket() {
     assert!(f.terminate().success());
     assert!(!sock.exists(), "socket file left behind");
 }
+
+/// `--daemonize`: the launching command exits 0 at once; the daemon (another
+/// pid) writes the pid file, serves with a config and data-dir given as
+/// paths relative to the launch directory, leaves that directory (chdir /),
+/// and removes the pid file on SIGTERM. Both daemons.
+#[test]
+fn daemonize_with_relative_paths() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("index")).expect("mkdir");
+    std::fs::create_dir(dir.path().join("node")).expect("mkdir");
+    let iport = flare_e2e::free_port();
+    let nport = flare_e2e::free_port();
+    std::fs::write(
+        dir.path().join("flarei.conf"),
+        format!("data-dir = index\nserver-name = 127.0.0.1\nserver-port = {iport}\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("flared.conf"),
+        format!("data-dir = node\nserver-name = 127.0.0.1\nserver-port = {nport}\nindex-servers = 127.0.0.1:{iport}\n"),
+    )
+    .expect("write");
+    let mut pids = Vec::new();
+    for (bin, conf, port, pidfile) in [
+        ("flarei", "flarei.conf", iport, "index/flarei.pid"),
+        ("flared", "flared.conf", nport, "node/flared.pid"),
+    ] {
+        let mut cmd = Command::new(bin_path(bin));
+        cmd.current_dir(dir.path()).args(["-f", conf, "--daemonize"]);
+        let out = run_bounded(cmd, Duration::from_secs(10));
+        assert!(out.status.success(), "{bin} --daemonize: {:?}", out.status);
+        flare_e2e::wait_for_port(port, None);
+        let path = dir.path().join(pidfile);
+        flare_e2e::wait_until("pid file", flare_e2e::WAIT, || path.exists());
+        let pid: u32 = std::fs::read_to_string(&path)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd");
+        assert_eq!(
+            cwd,
+            std::path::Path::new("/"),
+            "{bin} left the launch directory"
+        );
+        pids.push((pid, path));
+    }
+    let mut c = flare_e2e::Conn::connect(iport);
+    c.expect(
+        format!("node role 127.0.0.1 {nport} master 1 0\r\n").as_bytes(),
+        b"OK\r\n",
+    );
+    let mut n = flare_e2e::Conn::connect(nport);
+    flare_e2e::wait_until("the node serves", flare_e2e::WAIT, || {
+        n.send(b"set d 0 0 1\r\nx\r\n");
+        n.read_line() == "STORED\r\n"
+    });
+    n.expect(b"get d\r\n", b"VALUE d 0 1\r\nx\r\nEND\r\n");
+    for (pid, path) in pids.into_iter().rev() {
+        flare_e2e::signal(pid, 15);
+        flare_e2e::wait_until("pid file removed", flare_e2e::WAIT, || !path.exists());
+        // gone, or a zombie waiting for whatever reaps orphans here
+        flare_e2e::wait_until("process gone", flare_e2e::WAIT, || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|st| st.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+                .unwrap_or(true)
+        });
+    }
+}

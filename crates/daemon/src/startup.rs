@@ -50,3 +50,34 @@ pub fn logging(ident: &'static CStr, settings: &Settings) -> Result<LogHandle, D
     let facility = settings.str("log-facility").unwrap_or("");
     init(ident, facility, settings.stderr, level)
 }
+
+/// Make the paths a daemon keeps using absolute (relative to the launch
+/// directory, as the original resolves them), so that it can chdir to `/`
+/// after daemonizing: the config file (re-read on SIGHUP), the pid file and
+/// the path-valued `options`.
+pub fn absolutize(s: &mut Settings, options: &[&str]) -> Result<(), crate::ConfigError> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("/"));
+    let abs = |p: &std::path::Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        }
+    };
+    s.config_path = s.config_path.as_deref().map(abs);
+    s.pid_path = s.pid_path.as_deref().map(abs);
+    for name in options {
+        if let Some(v) = s.str(name).filter(|v| !v.is_empty()).map(str::to_string) {
+            let p = abs(std::path::Path::new(&v));
+            s.set(name, &p.to_string_lossy())?;
+        }
+    }
+    Ok(())
+}
+
+/// After daemonizing: leave the launch directory (every path is absolute).
+pub fn leave_launch_directory() {
+    if let Err(e) = std::env::set_current_dir("/") {
+        tracing::warn!("chdir(/) failed: {e}");
+    }
+}

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if let Err(e) = absolutize(&mut settings) {
+    if let Err(e) = startup::absolutize(&mut settings, &["data-dir", "server-socket"]) {
         return startup::usage_error("flared", e);
     }
     let config = match NodeConfig::from_settings(settings) {
@@ -93,9 +93,7 @@ fn main() -> ExitCode {
         );
         // Every path was made absolute before the fork, so the daemon does not
         // keep the launch directory busy.
-        if let Err(e) = std::env::set_current_dir("/") {
-            tracing::warn!("chdir(/) failed: {e}");
-        }
+        startup::leave_launch_directory();
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -227,28 +225,6 @@ async fn notify_index(node: Arc<Node>) {
         Ok(Err(e)) => tracing::warn!("failed to send shutdown message: {e}"),
         Err(_) => tracing::warn!("failed to send shutdown message: timed out"),
     }
-}
-
-/// Make the paths a daemon keeps using absolute (relative to the launch
-/// directory, as the original resolves them), so it can chdir to `/`.
-fn absolutize(s: &mut flare_daemon::Settings) -> Result<(), flare_daemon::ConfigError> {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let abs = |p: &std::path::Path| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            cwd.join(p)
-        }
-    };
-    s.config_path = s.config_path.as_deref().map(abs);
-    s.pid_path = s.pid_path.as_deref().map(abs);
-    for name in ["data-dir", "server-socket"] {
-        if let Some(v) = s.str(name).filter(|v| !v.is_empty()).map(str::to_string) {
-            let p = abs(std::path::Path::new(&v));
-            s.set(name, &p.to_string_lossy())?;
-        }
-    }
-    Ok(())
 }
 
 /// SIGTERM or SIGINT.

@@ -70,10 +70,13 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let settings = match startup::command_line("flarei", SPECS) {
+    let mut settings = match startup::command_line("flarei", SPECS) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if let Err(e) = startup::absolutize(&mut settings, &["data-dir", "server-socket"]) {
+        return startup::usage_error("flarei", e);
+    }
     let config = match IndexConfig::from_settings(settings) {
         Ok(c) => c,
         Err(e) => return startup::usage_error("flarei", e),
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
             "daemon process created -> now i have new pid [{}]",
             std::process::id()
         );
+        startup::leave_launch_directory();
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
