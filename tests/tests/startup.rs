@@ -383,7 +383,8 @@ fn daemonize_with_relative_paths() {
         ("flared", "flared.conf", nport, "node/flared.pid"),
     ] {
         let mut cmd = Command::new(bin_path(bin));
-        cmd.current_dir(dir.path()).args(["-f", conf, "--daemonize"]);
+        cmd.current_dir(dir.path())
+            .args(["-f", conf, "--daemonize"]);
         let out = run_bounded(cmd, Duration::from_secs(10));
         assert!(out.status.success(), "{bin} --daemonize: {:?}", out.status);
         flare_e2e::wait_for_port(port, None);
@@ -419,7 +420,10 @@ fn daemonize_with_relative_paths() {
         // gone, or a zombie waiting for whatever reaps orphans here
         flare_e2e::wait_until("process gone", flare_e2e::WAIT, || {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|st| st.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+                .map(|st| {
+                    st.rsplit_once(')')
+                        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+                })
                 .unwrap_or(true)
         });
     }
