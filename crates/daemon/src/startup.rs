@@ -76,8 +76,43 @@ pub fn absolutize(s: &mut Settings, options: &[&str]) -> Result<(), crate::Confi
 }
 
 /// After daemonizing: leave the launch directory (every path is absolute).
-pub fn leave_launch_directory() {
+fn leave_launch_directory() {
     if let Err(e) = std::env::set_current_dir("/") {
         tracing::warn!("chdir(/) failed: {e}");
     }
+}
+
+/// The steps between configuration and serving, in the order they must run:
+/// refuse to start when the pid file names a live process, fork into the
+/// background when `daemonize` (before any thread exists), leave the launch
+/// directory, then build the async runtime. `Err` is the exit status, the
+/// error already reported.
+pub fn detach(
+    program: &str,
+    pid_path: &std::path::Path,
+    daemonize: bool,
+) -> Result<tokio::runtime::Runtime, ExitCode> {
+    match crate::PidFile::check(pid_path) {
+        Ok(crate::PidCheck::Stale(Some(pid))) => tracing::info!(
+            "logged pid [{pid}] seems not to exist ({}) -> ignoring",
+            pid_path.display()
+        ),
+        Ok(_) => {}
+        Err(e) => return Err(fail(program, e)),
+    }
+    if daemonize {
+        if let Err(e) = crate::daemonize() {
+            return Err(fail(program, e));
+        }
+        tracing::info!(
+            "daemon process created -> now i have new pid [{}]",
+            std::process::id()
+        );
+        // Every path was made absolute before the fork (see `absolutize`).
+        leave_launch_directory();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(program, format!("cannot start the async runtime: {e}")))
 }

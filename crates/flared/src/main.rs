@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use flare_daemon::{startup, PidCheck, PidFile};
+use flare_daemon::{startup, PidFile};
 use flare_storage::{RocksConfig, RocksEngine, Store, StoreConfig};
 
 use config::{NodeConfig, SPECS};
@@ -72,36 +72,10 @@ fn main() -> ExitCode {
         .pid_path
         .clone()
         .unwrap_or_else(|| config.data_dir.join("flared.pid"));
-    match PidFile::check(&pid_path) {
-        Ok(PidCheck::Stale(Some(pid))) => {
-            tracing::info!(
-                "logged pid [{pid}] seems not to exist ({}) -> ignoring",
-                pid_path.display()
-            )
-        }
-        Ok(_) => {}
-        Err(e) => return fail(e),
-    }
-
-    if config.settings.switch("daemonize") {
-        if let Err(e) = flare_daemon::daemonize() {
-            return fail(e);
-        }
-        tracing::info!(
-            "daemon process created -> now i have new pid [{}]",
-            std::process::id()
-        );
-        // Every path was made absolute before the fork, so the daemon does not
-        // keep the launch directory busy.
-        startup::leave_launch_directory();
-    }
-
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let daemonize = config.settings.switch("daemonize");
+    let runtime = match startup::detach("flared", &pid_path, daemonize) {
         Ok(r) => r,
-        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+        Err(code) => return code,
     };
     runtime.block_on(run(config, pid_path, log))
 }

@@ -55,7 +55,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use flare_daemon::{startup, LogHandle, PidCheck, PidFile, Settings};
+use flare_daemon::{startup, LogHandle, PidFile, Settings};
 
 use config::{IndexConfig, SPECS};
 use flare_daemon::padded;
@@ -111,32 +111,10 @@ fn main() -> ExitCode {
         .pid_path
         .clone()
         .unwrap_or_else(|| config.data_dir.join("flarei.pid"));
-    match PidFile::check(&pid_path) {
-        Ok(PidCheck::Stale(Some(pid))) => tracing::info!(
-            "logged pid [{pid}] seems not to exist ({}) -> ignoring",
-            pid_path.display()
-        ),
-        Ok(_) => {}
-        Err(e) => return fail(e),
-    }
-
-    if config.settings.switch("daemonize") {
-        if let Err(e) = flare_daemon::daemonize() {
-            return fail(e);
-        }
-        tracing::info!(
-            "daemon process created -> now i have new pid [{}]",
-            std::process::id()
-        );
-        startup::leave_launch_directory();
-    }
-
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let daemonize = config.settings.switch("daemonize");
+    let runtime = match startup::detach("flarei", &pid_path, daemonize) {
         Ok(r) => r,
-        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+        Err(code) => return code,
     };
     runtime.block_on(run(config, pid_path, log))
 }
