@@ -27,8 +27,8 @@ pub enum ProxyError {
 }
 
 pub(crate) struct PeerConn {
-    stream: TcpStream,
-    rbuf: BytesMut,
+    pub(crate) stream: TcpStream,
+    pub(crate) rbuf: BytesMut,
 }
 
 struct Pool {

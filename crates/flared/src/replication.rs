@@ -160,6 +160,9 @@ enum Delivered {
     NotFound,
 }
 
+/// Writes a worker sends back to back before reading their answers.
+const BATCH: usize = 64;
+
 async fn worker(
     dest: String,
     mut rx: mpsc::Receiver<Job>,
@@ -168,25 +171,132 @@ async fn worker(
     dropped: Arc<AtomicU64>,
 ) {
     let mut conn: Option<PeerConn> = None;
-    while let Some(job) = rx.recv().await {
-        let mut result = deliver(&dest, &mut conn, &job.msg.wire, &targets, timeout).await;
-        if let (Ok(Delivered::NotFound), Some(fallback)) = (&result, &job.msg.fallback) {
-            result = deliver(&dest, &mut conn, fallback, &targets, timeout).await;
-        }
-        let result = result.map(|_| ());
-        if let Err(e) = &result {
-            if is_target(&targets, &dest) {
-                // still a slave in the map, but it missed this write
-                dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::error!("replication to {dest} failed: {e}; that slave missed a write and must be rebuilt");
-            } else {
-                tracing::warn!("replication to {dest} failed: {e}");
+    while let Some(first) = rx.recv().await {
+        // Whatever queued up meanwhile goes out in one write (pipelined);
+        // the answers come back in the same order.
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
             }
         }
-        if let Some(ack) = job.ack {
-            let _ = ack.send(result);
+        let wires: Vec<&[u8]> = batch.iter().map(|j| &j.msg.wire[..]).collect();
+        let results = deliver_all(&dest, &mut conn, &wires, &targets, timeout).await;
+        for (job, mut result) in batch.into_iter().zip(results) {
+            if let (Ok(Delivered::NotFound), Some(fallback)) = (&result, &job.msg.fallback) {
+                result = deliver(&dest, &mut conn, fallback, &targets, timeout).await;
+            }
+            let result = result.map(|_| ());
+            if let Err(e) = &result {
+                if is_target(&targets, &dest) {
+                    // still a slave in the map, but it missed this write
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        "replication to {dest} failed: {e}; that slave missed a write and must be rebuilt"
+                    );
+                } else {
+                    tracing::warn!("replication to {dest} failed: {e}");
+                }
+            }
+            if let Some(ack) = job.ack {
+                let _ = ack.send(result);
+            }
         }
     }
+}
+
+/// Deliver `wires` in order, pipelined; on a connection failure the writes
+/// not yet answered are sent again on a new connection (replicated writes
+/// carry versions, so a duplicate is answered `NOT_STORED`/`NOT_FOUND` and
+/// changes nothing).
+async fn deliver_all(
+    dest: &str,
+    conn: &mut Option<PeerConn>,
+    wires: &[&[u8]],
+    targets: &RwLock<HashSet<String>>,
+    timeout: Duration,
+) -> Vec<Result<Delivered, String>> {
+    let mut results: Vec<Result<Delivered, String>> = Vec::with_capacity(wires.len());
+    let mut backoff = Duration::from_millis(50);
+    let mut last = String::new();
+    let mut attempts = 0;
+    while results.len() < wires.len() {
+        if attempts >= MAX_ATTEMPTS {
+            let e = format!("{dest}: {last}");
+            results.extend((results.len()..wires.len()).map(|_| Err(e.clone())));
+            break;
+        }
+        attempts += 1;
+        if !is_target(targets, dest) {
+            let e = format!("{dest} is no longer a replication target");
+            results.extend((results.len()..wires.len()).map(|_| Err(e.clone())));
+            break;
+        }
+        if conn.is_none() {
+            match connect(dest, timeout).await {
+                Ok(c) => *conn = Some(c),
+                Err(e) => {
+                    last = e.to_string();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let pending = &wires[results.len()..];
+        match tokio::time::timeout(timeout, exchange_all(c, pending, &mut results)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                last = e;
+                *conn = None;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(_) => {
+                last = format!("no answer within {timeout:?}");
+                *conn = None;
+            }
+        }
+    }
+    results
+}
+
+/// Write every request, then read one answer line per request into `results`.
+async fn exchange_all(
+    c: &mut PeerConn,
+    wires: &[&[u8]],
+    results: &mut Vec<Result<Delivered, String>>,
+) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    c.rbuf.clear();
+    let mut out = Vec::with_capacity(wires.iter().map(|w| w.len()).sum());
+    for w in wires {
+        out.extend_from_slice(w);
+    }
+    c.stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    for _ in 0..wires.len() {
+        loop {
+            if let Some(n) = flare_proto::client::reply_len(&c.rbuf, ReplyKind::Line) {
+                let reply = c.rbuf.split_to(n);
+                results.push(match acknowledged(&reply) {
+                    Some(d) => Ok(d),
+                    None => Err(format!(
+                        "answered {}",
+                        String::from_utf8_lossy(&reply).trim_end()
+                    )),
+                });
+                break;
+            }
+            match c.stream.read_buf(&mut c.rbuf).await {
+                Ok(0) => return Err("connection closed by peer".into()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn deliver(
