@@ -5,7 +5,7 @@
 //! operations on one key to one destination stay in order. Every step has a
 //! timeout: a dead peer costs at most `proxy-timeout`, never a hang.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use flare_cluster::murmur;
 use flare_proto::client::{reply_len, ReplyKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
 
 /// Errors forwarding a request.
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +34,26 @@ pub(crate) struct PeerConn {
 
 struct Pool {
     addr: String,
-    conns: Vec<tokio::sync::Mutex<Option<PeerConn>>>,
+    /// One pipelined connection per slot, each served by its own task.
+    pipes: Vec<Mutex<Option<mpsc::Sender<Job>>>>,
 }
+
+/// One forwarded request waiting for its turn on a pipe.
+struct Job {
+    wire: Bytes,
+    kind: ReplyKind,
+    reply: oneshot::Sender<Result<Bytes, PipeError>>,
+}
+
+struct PipeError {
+    connect: bool,
+    /// No byte of this request's answer arrived (it may be sent again).
+    fresh: bool,
+    reason: String,
+}
+
+/// Requests queued per pipe before callers wait.
+const PIPE_QUEUE: usize = 1024;
 
 /// All destinations.
 pub struct Peers {
@@ -57,9 +76,7 @@ impl Peers {
         Arc::clone(pools.entry(dest.to_string()).or_insert_with(|| {
             Arc::new(Pool {
                 addr: dest.to_string(),
-                conns: (0..self.concurrency)
-                    .map(|_| tokio::sync::Mutex::new(None))
-                    .collect(),
+                pipes: (0..self.concurrency).map(|_| Mutex::new(None)).collect(),
             })
         }))
     }
@@ -72,7 +89,24 @@ impl Peers {
             .retain(|k, _| keep(k));
     }
 
-    /// Send `request` to `dest` and return its complete reply.
+    /// The pipe of a slot, (re)started when it is gone.
+    fn pipe(&self, pool: &Pool, slot: usize) -> mpsc::Sender<Job> {
+        let mut g = pool.pipes[slot].lock().unwrap_or_else(|e| e.into_inner());
+        match &*g {
+            Some(tx) if !tx.is_closed() => tx.clone(),
+            _ => {
+                let (tx, rx) = mpsc::channel(PIPE_QUEUE);
+                tokio::spawn(pipe(pool.addr.clone(), rx, self.timeout));
+                *g = Some(tx.clone());
+                tx
+            }
+        }
+    }
+
+    /// Send `request` to `dest` and return its complete reply. Requests to
+    /// one destination share `proxy-concurrency` connections and are
+    /// pipelined on them (many in flight, answers matched in order); a key
+    /// always uses the same connection, so its requests stay in order.
     pub async fn call(
         &self,
         dest: &str,
@@ -81,38 +115,109 @@ impl Peers {
         kind: ReplyKind,
     ) -> Result<Bytes, ProxyError> {
         let pool = self.pool(dest);
-        let slot = &pool.conns[murmur(key) as usize % pool.conns.len()];
-        let mut guard = slot.lock().await;
+        let slot = murmur(key) as usize % pool.pipes.len();
+        let addr = || pool.addr.clone();
         // A pooled connection may have been closed by the peer while idle:
-        // when it fails before any reply byte arrived, retry once on a fresh one.
+        // a request that got no byte of answer is sent once more on a new one.
         for attempt in 0..2 {
-            let reused = guard.is_some();
-            if guard.is_none() {
-                *guard = Some(self.connect(&pool.addr).await?);
+            let tx = self.pipe(&pool, slot);
+            let (rtx, rrx) = oneshot::channel();
+            let job = Job {
+                wire: Bytes::copy_from_slice(request),
+                kind,
+                reply: rtx,
+            };
+            if tx.send(job).await.is_err() {
+                continue;
             }
-            let Some(conn) = guard.as_mut() else { continue };
-            match tokio::time::timeout(self.timeout, exchange(conn, request, kind)).await {
-                Ok(Ok(reply)) => return Ok(reply),
-                Ok(Err(e)) => {
-                    *guard = None;
-                    if !(reused && attempt == 0 && e.fresh) {
-                        return Err(ProxyError::Exchange(pool.addr.clone(), e.reason));
+            match tokio::time::timeout(self.timeout, rrx).await {
+                Ok(Ok(Ok(reply))) => return Ok(reply),
+                Ok(Ok(Err(e))) if e.connect => return Err(ProxyError::Connect(addr(), e.reason)),
+                Ok(Ok(Err(e))) => {
+                    if !(e.fresh && attempt == 0) {
+                        return Err(ProxyError::Exchange(addr(), e.reason));
                     }
                 }
-                Err(_) => {
-                    *guard = None;
-                    return Err(ProxyError::Timeout(pool.addr.clone(), self.timeout));
+                Ok(Err(_)) => return Err(ProxyError::Exchange(addr(), "connection lost".into())),
+                Err(_) => return Err(ProxyError::Timeout(addr(), self.timeout)),
+            }
+        }
+        Err(ProxyError::Exchange(addr(), "connection lost".into()))
+    }
+}
+
+/// A pipe: one connection, requests written as they come, answers read in
+/// order. Any failure fails every request in flight and ends the pipe (the
+/// next call starts a new one).
+async fn pipe(addr: String, mut rx: mpsc::Receiver<Job>, timeout: Duration) {
+    let conn = match connect(&addr, timeout).await {
+        Ok(c) => c,
+        Err(e) => {
+            rx.close();
+            while let Some(job) = rx.recv().await {
+                let _ = job.reply.send(Err(PipeError {
+                    connect: true,
+                    fresh: true,
+                    reason: e.to_string(),
+                }));
+            }
+            return;
+        }
+    };
+    let PeerConn { stream, mut rbuf } = conn;
+    let (mut rd, mut wr) = stream.into_split();
+    let mut inflight: VecDeque<(ReplyKind, oneshot::Sender<Result<Bytes, PipeError>>)> =
+        VecDeque::new();
+    let fail_all =
+        |inflight: &mut VecDeque<(ReplyKind, oneshot::Sender<Result<Bytes, PipeError>>)>,
+         first_fresh: bool,
+         reason: &str| {
+            let mut fresh = first_fresh;
+            while let Some((_, reply)) = inflight.pop_front() {
+                let _ = reply.send(Err(PipeError {
+                    connect: false,
+                    fresh,
+                    reason: reason.to_string(),
+                }));
+                fresh = true;
+            }
+        };
+    loop {
+        tokio::select! {
+            job = rx.recv() => {
+                let Some(job) = job else { break };
+                if let Err(e) = wr.write_all(&job.wire).await {
+                    inflight.push_back((job.kind, job.reply));
+                    fail_all(&mut inflight, true, &e.to_string());
+                    break;
+                }
+                inflight.push_back((job.kind, job.reply));
+            }
+            r = rd.read_buf(&mut rbuf) => {
+                match r {
+                    Ok(0) | Err(_) => {
+                        let reason = match r {
+                            Err(e) => e.to_string(),
+                            _ => "connection closed by peer".to_string(),
+                        };
+                        fail_all(&mut inflight, rbuf.is_empty(), &reason);
+                        break;
+                    }
+                    Ok(_) => {
+                        while let Some((kind, _)) = inflight.front() {
+                            let Some(n) = reply_len(&rbuf, *kind) else { break };
+                            let answer = rbuf.split_to(n).freeze();
+                            if let Some((_, reply)) = inflight.pop_front() {
+                                let _ = reply.send(Ok(answer));
+                            }
+                        }
+                    }
                 }
             }
         }
-        Err(ProxyError::Exchange(
-            pool.addr.clone(),
-            "connection lost".into(),
-        ))
-    }
-
-    async fn connect(&self, addr: &str) -> Result<PeerConn, ProxyError> {
-        connect(addr, self.timeout).await
+        if rbuf.capacity() - rbuf.len() < 4096 {
+            rbuf.reserve(16 << 10);
+        }
     }
 }
 
@@ -131,8 +236,6 @@ pub(crate) async fn connect(addr: &str, timeout: Duration) -> Result<PeerConn, P
 }
 
 pub(crate) struct ExchangeError {
-    /// Nothing of a reply was received (the request may be resent).
-    pub fresh: bool,
     pub reason: String,
 }
 
@@ -146,25 +249,21 @@ pub(crate) async fn exchange(
         .write_all(request)
         .await
         .map_err(|e| ExchangeError {
-            fresh: true,
             reason: e.to_string(),
         })?;
     loop {
         if let Some(n) = reply_len(&conn.rbuf, kind) {
             return Ok(conn.rbuf.split_to(n).freeze());
         }
-        let got_any = !conn.rbuf.is_empty();
         match conn.stream.read_buf(&mut conn.rbuf).await {
             Ok(0) => {
                 return Err(ExchangeError {
-                    fresh: !got_any,
                     reason: "connection closed by peer".into(),
                 })
             }
             Ok(_) => {}
             Err(e) => {
                 return Err(ExchangeError {
-                    fresh: !got_any,
                     reason: e.to_string(),
                 })
             }
