@@ -89,6 +89,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 trap 'exit 130' INT TERM
 
 # stop_pid PID: SIGTERM, wait (bounded: 10 s), SIGKILL; forget the pid.
@@ -108,33 +110,8 @@ stop_pid() {
 }
 
 CLK_TCK=$(getconf CLK_TCK)
-USED_PORTS=" "
 
-free_port() {
-    local p
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 30000))
-        case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Htan "sport = :$p")" ]; then
-            USED_PORTS="$USED_PORTS$p "
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
 
-# wait_port PID PORT: until PORT accepts connections (bounded: 30 s).
-wait_port() {
-    for _ in $(seq 300); do
-        kill -0 "$1" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
 
 # start_flared NAME PORT: sets STARTED_PID; data in $WORK/NAME.
 start_flared() {
@@ -168,41 +145,13 @@ start_memcached() {
     }
 }
 
-# utime + stime of PID in clock ticks (fields 14 and 15 of /proc/PID/stat;
-# the command name may hold spaces, so count from after its ')').
-cpu_ticks() {
-    sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
-}
 
-# settle PID: wait until the server is idle (< SETTLE_TICKS clock ticks of CPU
-# in 0.5 s; bounded by SETTLE_MAX seconds), so that work a run left behind
-# (RocksDB memtable flushes and compactions) is charged to that run and does
-# not slow down the next run, which is the other server's.
-settle() {
-    local a b
-    for _ in $(seq $((SETTLE_MAX * 2))); do
-        a=$(cpu_ticks "$1")
-        sleep 0.5
-        b=$(cpu_ticks "$1")
-        [ $((b - a)) -lt "$SETTLE_TICKS" ] && return 0
-    done
-    log "pid $1 still busy after ${SETTLE_MAX} s"
-}
 
 rss_kib() {
     awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
 }
 
-median() {
-    sort -g | awk '{a[NR] = $1} END {
-        if (NR == 0) { print "nan"; exit }
-        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 
-# ratio A B [digits]
-ratio() {
-    awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.*f\n", d, a / b }'
-}
 
 # preload PORT PREFIX KEYS SIZE
 preload() {
@@ -286,7 +235,6 @@ done
 med() {
     awk -F'\t' -v n="$1" -v s="$2" -v srv="$3" -v c="$4" '$1 == n && $2 == s && $3 == srv {print $c}' "$ROWS" | median
 }
-fmt_int() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
 fmt2() { awk -v v="$1" 'BEGIN { printf "%.2f", v }'; }
 
 # Memory: a fresh flared, MEM_KEYS (and MEM_KEYS_FULL) keys of SMALL bytes.
