@@ -1526,3 +1526,27 @@ impl Cluster {
         self.nodes[i].log()
     }
 }
+
+// ---- shared by the cluster and replication tests ----
+
+/// Keys of partition 0 of 2 (cluster.md §4.3).
+pub const P0: [&str; 7] = ["bar", "baz", "key0", "key2", "key4", "test_key1", "a"];
+/// Keys of partition 1 of 2.
+pub const P1: [&str; 6] = ["foo", "hello", "key1", "key3", "key5", "user:1000"];
+
+/// The index's answer to a refused `node role`.
+pub const ROLE_FAILED: &str = "SERVER_ERROR failed to set role (and balance)";
+
+/// The value the cluster tests store for `key`.
+pub fn value_of(key: &str) -> Vec<u8> {
+    format!("v-{key}").into_bytes()
+}
+
+/// `get <key>` answers exactly `value` (flags 0).
+#[track_caller]
+pub fn expect_value(c: &mut Conn, key: &str, value: &[u8]) {
+    let mut want = format!("VALUE {key} 0 {}\r\n", value.len()).into_bytes();
+    want.extend_from_slice(value);
+    want.extend_from_slice(b"\r\nEND\r\n");
+    c.expect(format!("get {key}\r\n").as_bytes(), &want);
+}

@@ -12,29 +12,10 @@
 use std::time::{Duration, Instant};
 
 use flare_e2e::{
-    dump_keys, dump_sorted, free_port, rec, run_bounded, wait_until, Cluster, Conn, Flared,
-    FAST_MONITOR, WAIT, WIKI_FLARED_CONF, WIKI_FLAREI_CONF,
+    dump_keys, dump_sorted, expect_value, free_port, rec, run_bounded, value_of, wait_until,
+    Cluster, Conn, Flared, FAST_MONITOR, P0, P1, ROLE_FAILED, WAIT, WIKI_FLARED_CONF,
+    WIKI_FLAREI_CONF,
 };
-
-/// Keys of partition 0 of 2.
-const P0: [&str; 7] = ["bar", "baz", "key0", "key2", "key4", "test_key1", "a"];
-/// Keys of partition 1 of 2.
-const P1: [&str; 6] = ["foo", "hello", "key1", "key3", "key5", "user:1000"];
-
-const ROLE_FAILED: &str = "SERVER_ERROR failed to set role (and balance)";
-
-fn value_of(key: &str) -> Vec<u8> {
-    format!("v-{key}").into_bytes()
-}
-
-/// `get <key>` answers exactly `value` (flags 0).
-#[track_caller]
-fn expect_value(c: &mut Conn, key: &str, value: &[u8]) {
-    let mut want = format!("VALUE {key} 0 {}\r\n", value.len()).into_bytes();
-    want.extend_from_slice(value);
-    want.extend_from_slice(b"\r\nEND\r\n");
-    c.expect(format!("get {key}\r\n").as_bytes(), &want);
-}
 
 /// `stat` value of node `port` as a number.
 fn stat_u64(port: u16, name: &str) -> u64 {
