@@ -27,6 +27,10 @@ use flare_daemon::padded;
 use node::Node;
 use topology::Topology;
 
+/// Bytes a deleted record is counted for when pacing deletes (the stored
+/// header; the key is added).
+const RECORD_OVERHEAD: u64 = 28;
+
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     startup::fail("flared", msg)
 }

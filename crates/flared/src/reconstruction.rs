@@ -386,13 +386,31 @@ pub fn cleanup_after_split(node: Arc<Node>, before: &Topology, after: &Topology)
             "cleanup after partition split: deleting {} keys that moved away from partition {mine}",
             moved.len()
         );
+        // Paced: batches of 1000 with a pause, and no faster than
+        // `reconstruction-bwlimit` KiB/s of deleted keys when that is set.
+        let bwlimit = node
+            .config()
+            .settings
+            .int("reconstruction-bwlimit")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+            .max(0) as u64;
+        let started = std::time::Instant::now();
+        let mut bytes: u64 = 0;
         for chunk in moved.chunks(1000) {
             for k in chunk {
                 if node.store.delete(k, 0, 0, now()).is_ok() {
                     node.progress.cleaned.fetch_add(1, Ordering::Relaxed);
                 }
+                bytes += k.len() as u64 + crate::RECORD_OVERHEAD;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            let mut pause = Duration::from_millis(5);
+            if bwlimit > 0 {
+                let due = Duration::from_secs_f64(bytes as f64 / (bwlimit * 1024) as f64);
+                pause = pause.max(due.saturating_sub(started.elapsed()));
+            }
+            std::thread::sleep(pause);
         }
     });
 }
