@@ -34,13 +34,17 @@ wait_port() {
 }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-alive "$base/index/flarei.pid" || "$CARGO_TARGET_DIR/release/flarei" -f "$base/flarei.conf" --stderr >/dev/null 2>>"$base/flarei.log" &
+# The daemons get no descriptor of ours (stdin, stdout): `run.sh | tail`
+# returns once the cluster is up instead of waiting for them to exit.
+if ! alive "$base/index/flarei.pid"; then
+    "$CARGO_TARGET_DIR/release/flarei" -f "$base/flarei.conf" --stderr </dev/null >/dev/null 2>>"$base/flarei.log" &
+fi
 wait_port 12120
 # A node that died without telling the index is refused until the index has
 # marked it down (monitor-threshold x monitor-interval): retry for a while.
 for _ in $(seq 1 20); do
     alive "$base/node/flared.pid" && break
-    "$CARGO_TARGET_DIR/release/flared" -f "$base/flared.conf" --stderr >/dev/null 2>>"$base/flared.log" &
+    "$CARGO_TARGET_DIR/release/flared" -f "$base/flared.conf" --stderr </dev/null >/dev/null 2>>"$base/flared.log" &
     node=$!
     for _ in $(seq 1 100); do
         (exec 3<>/dev/tcp/127.0.0.1/12121) 2>/dev/null && [ -f "$base/node/flared.pid" ] && break

@@ -16,17 +16,34 @@ pub struct Partition {
     pub master: Option<(String, i32)>,
     /// Slaves in node-key order with their effective balance (0 unless active).
     pub slaves: Vec<(String, i32)>,
-    /// Each member's key repeated `balance` times: the weighted read targets.
-    pub balance_list: Vec<String>,
+    /// The weighted read targets: each member with a balance > 0, in the
+    /// order they were added, with its balance. A pick walks the cumulative
+    /// weights, so memory does not depend on the balance values.
+    pub read_weights: Vec<(String, u32)>,
+    /// Sum of the weights in `read_weights`.
+    pub read_total: u64,
     /// Master and slaves.
     pub members: BTreeSet<String>,
 }
 
 impl Partition {
     fn push_weighted(&mut self, key: &str, balance: i32) {
-        for _ in 0..balance.max(0) {
-            self.balance_list.push(key.to_string());
+        if balance > 0 {
+            self.read_weights.push((key.to_string(), balance as u32));
+            self.read_total += u64::from(balance as u32);
         }
+    }
+
+    /// The read target for a point `at` in `0..read_total` (clamped).
+    pub fn weighted(&self, at: u64) -> Option<&str> {
+        let mut at = at.min(self.read_total.checked_sub(1)?);
+        for (k, w) in &self.read_weights {
+            if at < u64::from(*w) {
+                return Some(k);
+            }
+            at -= u64::from(*w);
+        }
+        None
     }
 
     pub fn master_key(&self) -> Option<&str> {
@@ -209,8 +226,8 @@ impl Router<'_> {
         self.table.partition_of_key(self.hash, key, count as u32)
     }
 
-    /// Read routing (cluster.md §5.1). `pick` chooses an index in `0..n`.
-    pub fn read(&self, key: &[u8], pick: impl FnOnce(usize) -> usize) -> ReadRoute {
+    /// Read routing (cluster.md §5.1). `pick(n)` chooses a point in `0..n`.
+    pub fn read(&self, key: &[u8], pick: impl FnOnce(u64) -> u64) -> ReadRoute {
         let Some(p) = self
             .partition_of(key, self.maps.active_count())
             .and_then(|p| self.maps.active.get(p as usize))
@@ -220,11 +237,13 @@ impl Router<'_> {
         if p.is_master(self.me) || p.is_reading_slave(self.me) {
             return ReadRoute::Local;
         }
-        if p.balance_list.is_empty() {
+        if p.read_total == 0 {
             return ReadRoute::Miss;
         }
-        let i = pick(p.balance_list.len()).min(p.balance_list.len() - 1);
-        ReadRoute::Remote(p.balance_list[i].clone())
+        match p.weighted(pick(p.read_total)) {
+            Some(k) => ReadRoute::Remote(k.to_string()),
+            None => ReadRoute::Miss,
+        }
     }
 
     /// Write routing (cluster.md §5.2 pre-routing). `proxied` = the request
@@ -339,7 +358,15 @@ mod tests {
         let p = &m.active[0];
         assert_eq!(p.master_key(), Some("h:1"));
         assert_eq!(p.slaves, vec![("h:2".into(), 2), ("h:3".into(), 0)]);
-        assert_eq!(p.balance_list, vec!["h:1", "h:2", "h:2"]);
+        assert_eq!(
+            p.read_weights,
+            vec![("h:1".to_string(), 1), ("h:2".to_string(), 2)]
+        );
+        assert_eq!(p.read_total, 3);
+        assert_eq!(p.weighted(0), Some("h:1"));
+        assert_eq!(p.weighted(1), Some("h:2"));
+        assert_eq!(p.weighted(2), Some("h:2"));
+        assert_eq!(p.weighted(99), Some("h:2"));
         assert!(m.prepare.is_some());
     }
 

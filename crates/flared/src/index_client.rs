@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use flare_cluster::HashAlgorithm;
+use flare_net::{PeerConfig, PeerConn, PeerError};
+use flare_proto::client::ReplyKind;
 use flare_proto::node::NodeLine;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use crate::topology::Meta;
 
@@ -30,30 +30,25 @@ pub enum IndexError {
 
 struct IndexConn {
     server: String,
-    reader: BufReader<TcpStream>,
+    conn: PeerConn,
 }
 
 impl IndexConn {
-    async fn send(&mut self, line: &str) -> Result<(), IndexError> {
-        let io = |e: std::io::Error| IndexError::Io {
+    fn io(&self, e: PeerError) -> IndexError {
+        IndexError::Io {
             server: self.server.clone(),
             reason: e.to_string(),
-        };
-        self.reader
-            .get_mut()
-            .write_all(line.as_bytes())
-            .await
-            .map_err(io)
+        }
     }
 
-    async fn line(&mut self) -> Result<String, String> {
-        let mut s = String::new();
-        match tokio::time::timeout(READ_TIMEOUT, self.reader.read_line(&mut s)).await {
-            Err(_) => Err("timed out waiting for a reply".into()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Ok(Ok(0)) => Err("connection closed".into()),
-            Ok(Ok(_)) => Ok(s.trim_end_matches(['\r', '\n']).to_string()),
-        }
+    /// Send `line` and return the reply's lines (without line ends).
+    async fn call(&mut self, line: &str, kind: ReplyKind) -> Result<Vec<String>, PeerError> {
+        let reply = self.conn.call(line.as_bytes(), kind).await?;
+        Ok(reply
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned())
+            .collect())
     }
 }
 
@@ -85,16 +80,11 @@ async fn connect(servers: &[(String, u16)]) -> Result<IndexConn, IndexError> {
     for round in 0..attempts {
         for (host, port) in &order {
             let addr = format!("{host}:{port}");
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
-                Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
-                    return Ok(IndexConn {
-                        server: addr,
-                        reader: BufReader::new(s),
-                    });
-                }
-                Ok(Err(e)) => last = e.to_string(),
-                Err(_) => last = "connect timed out".into(),
+            let mut cfg = PeerConfig::new(READ_TIMEOUT);
+            cfg.connect_timeout = CONNECT_TIMEOUT;
+            match PeerConn::connect(&addr, cfg).await {
+                Ok(conn) => return Ok(IndexConn { server: addr, conn }),
+                Err(e) => last = e.to_string(),
             }
             tracing::warn!(
                 "connect() to index server {addr} failed: {last} -> wait for 500000 usec"
@@ -117,16 +107,15 @@ pub async fn register(
 ) -> Result<(Vec<NodeLine>, Meta), IndexError> {
     let mut c = connect(servers).await?;
     tracing::info!("setting up cluster node... (index_server={})", c.server);
-    c.send(&format!("node add {name} {port}\r\n")).await?;
-    let mut nodes = Vec::new();
-    loop {
-        let line = c.line().await.map_err(|reason| IndexError::NodeAdd {
+    let lines = c
+        .call(&format!("node add {name} {port}\r\n"), ReplyKind::Block)
+        .await
+        .map_err(|e| IndexError::NodeAdd {
             server: c.server.clone(),
-            reason,
+            reason: e.to_string(),
         })?;
-        if line == "END" {
-            break;
-        }
+    let mut nodes = Vec::new();
+    for line in lines.iter().take_while(|l| *l != "END") {
         match NodeLine::parse(line.as_bytes()) {
             Some(n) => nodes.push(n),
             None => {
@@ -139,17 +128,16 @@ pub async fn register(
             }
         }
     }
-    c.send("meta\r\n").await?;
     let mut meta = Meta::default();
     let meta_err = |server: &str, reason: String| IndexError::Meta {
         server: server.to_string(),
         reason,
     };
-    loop {
-        let line = c.line().await.map_err(|r| meta_err(&c.server, r))?;
-        if line == "END" {
-            break;
-        }
+    let lines = c
+        .call("meta\r\n", ReplyKind::Block)
+        .await
+        .map_err(|e| meta_err(&c.server, e.to_string()))?;
+    for line in lines.iter().take_while(|l| *l != "END") {
         let mut it = line.split(' ');
         let (Some("META"), Some(key), Some(value)) = (it.next(), it.next(), it.next()) else {
             return Err(meta_err(&c.server, format!("unexpected line [{line}]")));
@@ -195,16 +183,15 @@ pub async fn notify_shutdown(
     port: u16,
 ) -> Result<(), IndexError> {
     let mut c = connect(servers).await?;
-    c.send(&format!("shutdown {name} {port}\r\n")).await?;
-    match c.line().await {
-        Ok(l) if l == "OK" => Ok(()),
-        Ok(l) => Err(IndexError::Io {
+    let reply = c
+        .call(&format!("shutdown {name} {port}\r\n"), ReplyKind::Line)
+        .await
+        .map_err(|e| c.io(e))?;
+    match reply.first().map(String::as_str) {
+        Some("OK") => Ok(()),
+        other => Err(IndexError::Io {
             server: c.server.clone(),
-            reason: format!("shutdown answered [{l}]"),
-        }),
-        Err(reason) => Err(IndexError::Io {
-            server: c.server.clone(),
-            reason,
+            reason: format!("shutdown answered [{}]", other.unwrap_or_default()),
         }),
     }
 }
@@ -212,9 +199,6 @@ pub async fn notify_shutdown(
 /// Send one command line to an index server and return its one-line answer.
 pub async fn command(servers: &[(String, u16)], line: &str) -> Result<String, IndexError> {
     let mut c = connect(servers).await?;
-    c.send(line).await?;
-    c.line().await.map_err(|reason| IndexError::Io {
-        server: c.server.clone(),
-        reason,
-    })
+    let reply = c.call(line, ReplyKind::Line).await.map_err(|e| c.io(e))?;
+    Ok(reply.into_iter().next().unwrap_or_default())
 }

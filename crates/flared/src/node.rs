@@ -7,14 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::collections::HashSet;
 
+use flare_net::{PeerConfig, Pool, Registry};
+use flare_proto::client::ReplyLimits;
 use flare_proto::node::{NodeLine, Role, State};
 use flare_proto::{Dialect, Limits, Parser};
 use flare_storage::{RocksEngine, Store};
 
 use crate::config::NodeConfig;
-use crate::proxy::Peers;
 use crate::reconstruction::{self, Plan, Progress};
-use crate::registry::Registry;
 use crate::replication::Replicator;
 use crate::stats::Counters;
 use crate::topology::Topology;
@@ -49,7 +49,8 @@ pub struct Node {
     /// This node's key, `server-name:server-port`.
     pub me: String,
     topology: RwLock<Arc<Topology>>,
-    pub peers: Peers,
+    /// Forwarding connections to other nodes.
+    pub peers: Pool,
     pub replicator: Replicator,
     pub progress: Progress,
     /// Set after a storage write failure: `ping` answers `SERVER_ERROR storage
@@ -62,6 +63,7 @@ impl Node {
         let replicator = Replicator::new(
             config.proxy_concurrency,
             Duration::from_millis(config.proxy_timeout_ms),
+            peer_config(&config),
         );
         replicator.set_targets(replication_targets(&topology));
         let limits = Limits {
@@ -71,15 +73,12 @@ impl Node {
         Node {
             store,
             counters: Counters::default(),
-            registry: Registry::new(),
+            registry: Registry::default(),
             started_at: now(),
             parser: Parser::with_limits(Dialect::Node, limits),
             me: format!("{}:{}", config.server_name, config.server_port),
             topology: RwLock::new(Arc::new(topology)),
-            peers: Peers::new(
-                config.proxy_concurrency,
-                Duration::from_millis(config.proxy_timeout_ms),
-            ),
+            peers: Pool::new(config.proxy_concurrency, peer_config(&config)),
             replicator,
             progress: Progress::default(),
             storage_failed: AtomicBool::new(false),
@@ -161,6 +160,18 @@ impl Node {
         tracing::error!("storage i/o error during {what}: {e}");
         self.storage_failed.store(true, Ordering::Relaxed);
     }
+}
+
+/// How this node talks to other nodes: `proxy-timeout` bounds connecting and
+/// every wait; a reply may be as large as a value plus its header (or a
+/// `keys` reply).
+pub fn peer_config(config: &NodeConfig) -> PeerConfig {
+    let mut cfg = PeerConfig::new(Duration::from_millis(config.proxy_timeout_ms));
+    cfg.limits = ReplyLimits {
+        max_line: config.max_line_size.max(64 << 10),
+        max_reply: (config.max_item_size.saturating_mul(2)).max(256 << 20),
+    };
+    cfg
 }
 
 /// Nodes replication may go to: live slaves and masters being prepared.

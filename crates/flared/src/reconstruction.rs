@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use flare_net::{PeerConfig, PeerConn};
+use flare_proto::client::{DumpItem, ReplyKind};
 use flare_proto::node::{Role, State};
 use flare_storage::Record;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::index_client;
 use crate::node::{now, Node};
@@ -214,83 +213,60 @@ async fn dump_from(
     // until the source's map is at least as new as ours.
     let version = node.topology().version;
     wait_for_map_version(source, version).await?;
-    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(source))
+    let mut cfg = crate::node::peer_config(&node.config());
+    cfg.connect_timeout = Duration::from_secs(5);
+    cfg.io_timeout = DUMP_IDLE_TIMEOUT;
+    let mut conn = PeerConn::connect(source, cfg)
         .await
-        .map_err(|_| format!("connect to {source} timed out"))?
-        .map_err(|e| format!("connect to {source}: {e}"))?;
+        .map_err(|e| e.to_string())?;
     let request = if bwlimit > 0 {
         format!("dump {interval} {partition} {count} {bwlimit}\r\n")
     } else {
         format!("dump {interval} {partition} {count}\r\n")
     };
-    stream
-        .write_all(request.as_bytes())
+    conn.send(request.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
-    let mut buf = BytesMut::with_capacity(64 << 10);
     loop {
-        // Parse every complete entry in the buffer.
-        while let Some(lf) = buf.iter().position(|&b| b == b'\n') {
-            let line = std::str::from_utf8(&buf[..lf])
-                .map_err(|_| "non-text dump header".to_string())?
-                .trim_end_matches('\r')
-                .to_string();
-            if line == "END" {
-                return Ok(());
+        let item = conn.dump_item().await.map_err(|e| e.to_string())?;
+        let (key, record, len) = match item {
+            DumpItem::End => return Ok(()),
+            DumpItem::Refused(line) => {
+                return Err(format!(
+                    "{source} answered [{}]",
+                    String::from_utf8_lossy(&line)
+                ))
             }
-            if line.starts_with("SERVER_ERROR") || line == "ERROR" {
-                return Err(format!("{source} answered [{line}]"));
-            }
-            let f: Vec<&str> = line.split(' ').collect();
-            let parsed = match f.as_slice() {
-                ["VALUE", _key, flags, bytes, version, expire] => (|| {
-                    Some((
-                        flags.parse::<u32>().ok()?,
-                        bytes.parse::<usize>().ok()?,
-                        version.parse::<u64>().ok()?,
-                        expire.parse::<i64>().ok()?,
-                    ))
-                })(),
-                _ => None,
-            };
-            let Some((flags, bytes, version, expire)) = parsed else {
-                return Err(format!("{source} sent an unexpected line [{line}]"));
-            };
-            let total = lf + 1 + bytes + 2;
-            if buf.len() < total {
-                break;
-            }
-            let key = f[1].as_bytes().to_vec();
-            let value = buf[lf + 1..lf + 1 + bytes].to_vec();
-            buf.advance(total);
-            let record = Record {
+            DumpItem::Record {
+                key,
                 flags,
-                expire,
                 version,
+                expire,
                 value,
-            };
-            if record.is_expired(now()) {
-                continue;
-            }
-            if let Err(e) = node.store.import(&key, &record) {
-                tracing::error!(
-                    "reconstruction: storing [{}] failed: {e}",
-                    String::from_utf8_lossy(&key)
-                );
-                continue;
-            }
-            node.progress.records.fetch_add(1, Ordering::Relaxed);
-            node.progress
-                .bytes
-                .fetch_add(total as u64, Ordering::Relaxed);
+                len,
+            } => (
+                key,
+                Record {
+                    flags,
+                    expire,
+                    version,
+                    value: value.to_vec(),
+                },
+                len,
+            ),
+        };
+        if record.is_expired(now()) {
+            continue;
         }
-        buf.reserve(64 << 10);
-        match tokio::time::timeout(DUMP_IDLE_TIMEOUT, stream.read_buf(&mut buf)).await {
-            Err(_) => return Err(format!("{source} sent nothing for {DUMP_IDLE_TIMEOUT:?}")),
-            Ok(Err(e)) => return Err(format!("reading from {source}: {e}")),
-            Ok(Ok(0)) => return Err(format!("{source} closed the connection before END")),
-            Ok(Ok(_)) => {}
+        if let Err(e) = node.store.import(&key, &record) {
+            tracing::error!(
+                "reconstruction: storing [{}] failed: {e}",
+                String::from_utf8_lossy(&key)
+            );
+            continue;
         }
+        node.progress.records.fetch_add(1, Ordering::Relaxed);
+        node.progress.bytes.fetch_add(len as u64, Ordering::Relaxed);
     }
 }
 
@@ -316,37 +292,19 @@ async fn wait_for_map_version(source: &str, version: u64) -> Result<(), String> 
 }
 
 async fn source_map_version(source: &str) -> Result<u64, String> {
-    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(source))
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(b"stats\r\n")
+    let mut conn = PeerConn::connect(source, PeerConfig::new(Duration::from_secs(5)))
         .await
         .map_err(|e| e.to_string())?;
-    let mut buf = BytesMut::with_capacity(4096);
-    loop {
-        if let Some(v) = std::str::from_utf8(&buf).ok().and_then(|text| {
-            text.contains("END\r\n")
-                .then(|| {
-                    text.lines()
-                        .find_map(|l| l.strip_prefix("STAT node_map_version "))
-                })
-                .flatten()
-                .and_then(|v| v.trim().parse().ok())
-        }) {
-            return Ok(v);
-        }
-        if buf.len() > 1 << 20 {
-            return Err("stats reply too long".into());
-        }
-        match tokio::time::timeout(Duration::from_secs(5), stream.read_buf(&mut buf)).await {
-            Ok(Ok(0)) => return Err("connection closed".into()),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("no answer to stats".into()),
-        }
-    }
+    let reply = conn
+        .call(b"stats\r\n", ReplyKind::Block)
+        .await
+        .map_err(|e| e.to_string())?;
+    reply
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"STAT node_map_version "))
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "no node_map_version in its stats".to_string())
 }
 
 /// After a new partition became active, delete the keys that moved away from

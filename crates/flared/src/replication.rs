@@ -23,7 +23,7 @@ use flare_cluster::murmur;
 use flare_proto::client::ReplyKind;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::proxy::{connect, exchange, PeerConn};
+use flare_net::{PeerConfig, Pipe};
 
 /// Writes queued per worker before writers have to wait.
 pub const QUEUE_PER_WORKER: usize = 8192;
@@ -54,18 +54,20 @@ pub struct Replicator {
     targets: Arc<RwLock<HashSet<String>>>,
     concurrency: usize,
     timeout: Duration,
+    cfg: PeerConfig,
     /// Writes a slave that is still a target never got (queue full, or every
     /// delivery attempt failed): that slave must be rebuilt.
     pub dropped: Arc<AtomicU64>,
 }
 
 impl Replicator {
-    pub fn new(concurrency: usize, timeout: Duration) -> Replicator {
+    pub fn new(concurrency: usize, timeout: Duration, cfg: PeerConfig) -> Replicator {
         Replicator {
             workers: Mutex::default(),
             targets: Arc::default(),
             concurrency: concurrency.max(1),
             timeout,
+            cfg,
             dropped: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -89,7 +91,7 @@ impl Replicator {
                         dest.to_string(),
                         rx,
                         Arc::clone(&self.targets),
-                        self.timeout,
+                        self.cfg,
                         Arc::clone(&self.dropped),
                     ));
                     tx
@@ -167,13 +169,13 @@ async fn worker(
     dest: String,
     mut rx: mpsc::Receiver<Job>,
     targets: Arc<RwLock<HashSet<String>>>,
-    timeout: Duration,
+    cfg: PeerConfig,
     dropped: Arc<AtomicU64>,
 ) {
-    let mut conn: Option<PeerConn> = None;
+    let mut pipe: Option<Pipe> = None;
     while let Some(first) = rx.recv().await {
-        // Whatever queued up meanwhile goes out in one write (pipelined);
-        // the answers come back in the same order.
+        // Whatever queued up meanwhile goes out pipelined; the answers come
+        // back in the same order.
         let mut batch = vec![first];
         while batch.len() < BATCH {
             match rx.try_recv() {
@@ -181,11 +183,22 @@ async fn worker(
                 Err(_) => break,
             }
         }
-        let wires: Vec<&[u8]> = batch.iter().map(|j| &j.msg.wire[..]).collect();
-        let results = deliver_all(&dest, &mut conn, &wires, &targets, timeout).await;
+        let wires: Vec<Bytes> = batch.iter().map(|j| j.msg.wire.clone()).collect();
+        let results = deliver_all(&dest, &mut pipe, &wires, &targets, &cfg).await;
         for (job, mut result) in batch.into_iter().zip(results) {
             if let (Ok(Delivered::NotFound), Some(fallback)) = (&result, &job.msg.fallback) {
-                result = deliver(&dest, &mut conn, fallback, &targets, timeout).await;
+                let again = deliver_all(
+                    &dest,
+                    &mut pipe,
+                    std::slice::from_ref(fallback),
+                    &targets,
+                    &cfg,
+                )
+                .await;
+                result = again
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| Err("no result".to_string()));
             }
             let result = result.map(|_| ());
             if let Err(e) = &result {
@@ -206,16 +219,16 @@ async fn worker(
     }
 }
 
-/// Deliver `wires` in order, pipelined; on a connection failure the writes
-/// not yet answered are sent again on a new connection (replicated writes
-/// carry versions, so a duplicate is answered `NOT_STORED`/`NOT_FOUND` and
-/// changes nothing).
+/// Deliver `wires` in order, pipelined on the worker's connection; on a
+/// connection failure the writes not yet answered are sent again on a new
+/// connection (replicated writes carry versions, so a duplicate is answered
+/// `NOT_STORED`/`NOT_FOUND` and changes nothing).
 async fn deliver_all(
     dest: &str,
-    conn: &mut Option<PeerConn>,
-    wires: &[&[u8]],
+    pipe: &mut Option<Pipe>,
+    wires: &[Bytes],
     targets: &RwLock<HashSet<String>>,
-    timeout: Duration,
+    cfg: &PeerConfig,
 ) -> Vec<Result<Delivered, String>> {
     let mut results: Vec<Result<Delivered, String>> = Vec::with_capacity(wires.len());
     let mut backoff = Duration::from_millis(50);
@@ -233,113 +246,57 @@ async fn deliver_all(
             results.extend((results.len()..wires.len()).map(|_| Err(e.clone())));
             break;
         }
-        if conn.is_none() {
-            match connect(dest, timeout).await {
-                Ok(c) => *conn = Some(c),
+        let p = match pipe {
+            Some(p) if p.is_open() => p.clone(),
+            _ => {
+                let p = Pipe::open(dest, *cfg);
+                *pipe = Some(p.clone());
+                p
+            }
+        };
+        // Queue every unanswered write, then take the answers in order.
+        let mut answers = Vec::new();
+        for w in &wires[results.len()..] {
+            match p.submit(w.clone(), ReplyKind::Line).await {
+                Ok(rx) => answers.push(rx),
                 Err(e) => {
                     last = e.to_string();
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                    continue;
+                    break;
                 }
             }
         }
-        let Some(c) = conn.as_mut() else { continue };
-        let pending = &wires[results.len()..];
-        match tokio::time::timeout(timeout, exchange_all(c, pending, &mut results)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                last = e;
-                *conn = None;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
-            Err(_) => {
-                last = format!("no answer within {timeout:?}");
-                *conn = None;
-            }
-        }
-    }
-    results
-}
-
-/// Write every request, then read one answer line per request into `results`.
-async fn exchange_all(
-    c: &mut PeerConn,
-    wires: &[&[u8]],
-    results: &mut Vec<Result<Delivered, String>>,
-) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    c.rbuf.clear();
-    let mut out = Vec::with_capacity(wires.iter().map(|w| w.len()).sum());
-    for w in wires {
-        out.extend_from_slice(w);
-    }
-    c.stream.write_all(&out).await.map_err(|e| e.to_string())?;
-    for _ in 0..wires.len() {
-        loop {
-            if let Some(n) = flare_proto::client::reply_len(&c.rbuf, ReplyKind::Line) {
-                let reply = c.rbuf.split_to(n);
-                results.push(match acknowledged(&reply) {
+        let mut failed = answers.is_empty();
+        for rx in answers {
+            match tokio::time::timeout(cfg.io_timeout, rx).await {
+                Ok(Ok(Ok(reply))) => results.push(match acknowledged(&reply) {
                     Some(d) => Ok(d),
                     None => Err(format!(
                         "answered {}",
                         String::from_utf8_lossy(&reply).trim_end()
                     )),
-                });
-                break;
-            }
-            match c.stream.read_buf(&mut c.rbuf).await {
-                Ok(0) => return Err("connection closed by peer".into()),
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn deliver(
-    dest: &str,
-    conn: &mut Option<PeerConn>,
-    wire: &[u8],
-    targets: &RwLock<HashSet<String>>,
-    timeout: Duration,
-) -> Result<Delivered, String> {
-    let mut backoff = Duration::from_millis(50);
-    let mut last = String::new();
-    for _ in 0..MAX_ATTEMPTS {
-        if !is_target(targets, dest) {
-            return Err(format!("{dest} is no longer a replication target"));
-        }
-        if conn.is_none() {
-            match connect(dest, timeout).await {
-                Ok(c) => *conn = Some(c),
-                Err(e) => {
+                }),
+                Ok(Ok(Err(e))) => {
                     last = e.to_string();
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                    continue;
+                    failed = true;
+                    break;
+                }
+                Ok(Err(_)) => {
+                    last = "connection lost".to_string();
+                    failed = true;
+                    break;
+                }
+                Err(_) => {
+                    last = format!("no answer within {:?}", cfg.io_timeout);
+                    failed = true;
+                    break;
                 }
             }
         }
-        let Some(c) = conn.as_mut() else { continue };
-        match tokio::time::timeout(timeout, exchange(c, wire, ReplyKind::Line)).await {
-            Ok(Ok(reply)) => {
-                if let Some(d) = acknowledged(&reply) {
-                    return Ok(d);
-                }
-                return Err(format!(
-                    "{dest} answered {}",
-                    String::from_utf8_lossy(&reply).trim_end()
-                ));
-            }
-            Ok(Err(e)) => last = e.reason,
-            Err(_) => last = format!("no answer within {timeout:?}"),
+        if failed && results.len() < wires.len() {
+            *pipe = None;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
-        *conn = None;
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
-    Err(format!("{dest}: {last}"))
+    results
 }

@@ -7,8 +7,9 @@ use flare_proto::{reply, Request};
 
 use crate::index::Index;
 use crate::map::{node_key, DownMode, Op};
-use crate::registry::Slot;
 use crate::stats;
+pub use flare_net::Next;
+use flare_net::Slot;
 use std::sync::Arc;
 
 const FAILED_ADD: &[u8] = b"SERVER_ERROR failed to add node\r\n";
@@ -16,14 +17,6 @@ const FAILED_ROLE: &[u8] = b"SERVER_ERROR failed to set role (and balance)\r\n";
 const FAILED_STATE: &[u8] = b"SERVER_ERROR failed to set state\r\n";
 const FAILED_REMOVE: &[u8] = b"SERVER_ERROR failed to remove node\r\n";
 const FAILED_SHUTDOWN: &[u8] = b"SERVER_ERROR failed to shutdown\r\n";
-
-/// What the connection does after a command.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Next {
-    Continue,
-    /// Flush the replies and close.
-    Close,
-}
 
 /// Apply an operation; `OK` or `failure`, logging refusals.
 fn op_reply(index: &Arc<Index>, what: &str, op: Op, failure: &[u8], out: &mut BytesMut) {

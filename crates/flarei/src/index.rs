@@ -20,8 +20,8 @@ use crate::config::{IndexConfig, MonitorConfig};
 use crate::error::IndexError;
 use crate::map::{NodeMap, Op, Outcome};
 use crate::persist;
-use crate::registry::Registry;
 use crate::sync::{Latest, SyncMsg};
+use flare_net::Registry;
 
 /// Process counters of `stats`.
 #[derive(Default)]

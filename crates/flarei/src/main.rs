@@ -7,9 +7,10 @@
 //! Modules: [`config`] (options), [`map`] (node map and the §8.3 state
 //! machine, pure), [`persist`] (`flare.xml`), [`index`] (shared state: apply,
 //! save, publish), [`monitor`] (one agent per node: pings and sync delivery),
-//! [`sync`] (`node sync` messages and delivery), [`net`] (client side with
-//! timeouts), [`server`] / [`connection`] / [`commands`] / [`stats`]
-//! (the protocol side), [`registry`] (`stats threads`, `kill`).
+//! [`sync`] (`node sync` messages and delivery), [`server`] /
+//! [`connection`] / [`commands`] / [`stats`] (the protocol side). The
+//! listener, connection loop, registry (`stats threads`, `kill`) and the
+//! client toward the nodes are `flare-net`'s.
 //!
 //! Deliberate differences from flarei 1.3.4:
 //!
@@ -44,9 +45,7 @@ mod error;
 mod index;
 mod map;
 mod monitor;
-mod net;
 mod persist;
-mod registry;
 mod server;
 mod stats;
 mod sync;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use flare_cluster::PartitionMaps;
-use flare_proto::node::{NodeLine, Role, State};
+use flare_proto::node::{NodeLine, Role, State, MAX_BALANCE};
 
 /// The first thread type the index hands out (cluster.md §1.2).
 pub const FIRST_THREAD_TYPE: i32 = 16;
@@ -340,7 +340,7 @@ impl NodeMap {
                     let n = self.node_mut(&k)?;
                     n.role = Role::Master;
                     if sum == 0 {
-                        n.balance += 1;
+                        n.balance = (n.balance + 1).min(MAX_BALANCE);
                     }
                     change.prior.push(k);
                 }
@@ -443,6 +443,12 @@ impl NodeMap {
         partition: i32,
     ) -> Result<Outcome, OpError> {
         let x = self.node(key)?.clone();
+        if balance > MAX_BALANCE {
+            return Err(refused(
+                key,
+                format!("balance {balance} is above the maximum {MAX_BALANCE}"),
+            ));
+        }
         match (x.state, x.role) {
             (State::Down, _) => Err(refused(key, "node is down")),
             (State::Prepare | State::Ready, Role::Master) => match role {

@@ -13,7 +13,6 @@
 //! a failed exchange drops the connection, and a ping that fails on a reused
 //! connection (e.g. the node restarted) is retried once on a fresh one.
 
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,16 +23,16 @@ use tokio::time::Instant;
 use crate::config::MonitorConfig;
 use crate::index::{now, Index};
 use crate::map::{DownMode, Op, Outcome};
-use crate::net::NodeConn;
-use crate::registry::{Slot, SlotState};
 use crate::sync::{self, Delivery, SyncMsg, RETRY_MIN};
+use flare_net::{PeerConfig, PeerConn, PeerError, Slot, SlotState};
+use flare_proto::client::ReplyKind;
 
 struct Agent {
     index: Arc<Index>,
     key: String,
     slot: Arc<Slot>,
     cfg: MonitorConfig,
-    conn: Option<NodeConn>,
+    conn: Option<PeerConn>,
     failures: u32,
     /// The message still to deliver.
     pending: Option<Arc<SyncMsg>>,
@@ -164,21 +163,26 @@ impl Agent {
     }
 
     /// The connection, connecting first if needed.
-    async fn conn(&mut self) -> io::Result<&mut NodeConn> {
+    async fn conn(&mut self) -> Result<&mut PeerConn, PeerError> {
         match self.conn {
             Some(ref mut c) => Ok(c),
             None => {
                 self.slot.set_state(SlotState::Connect);
-                let c = NodeConn::connect(&self.key, self.cfg.connect_timeout).await?;
+                let mut cfg = PeerConfig::new(self.cfg.read_timeout);
+                cfg.connect_timeout = self.cfg.connect_timeout;
+                let c = PeerConn::connect(&self.key, cfg).await?;
                 self.slot.set_state(SlotState::Execute);
                 Ok(self.conn.insert(c))
             }
         }
     }
 
-    async fn exchange(&mut self, request: &[u8], timeout: Duration) -> io::Result<String> {
+    async fn exchange(&mut self, request: &[u8], timeout: Duration) -> Result<String, PeerError> {
         let r = match self.conn().await {
-            Ok(c) => c.request(request, timeout).await,
+            Ok(c) => c
+                .call_within(request, ReplyKind::Line, timeout)
+                .await
+                .map(|r| PeerConn::line(&r)),
             Err(e) => Err(e),
         };
         if r.is_err() {
@@ -193,7 +197,7 @@ impl Agent {
         let reused = self.conn.is_some();
         let mut reply = self.exchange(b"ping\r\n", timeout).await;
         if let Err(e) = &reply {
-            if reused && e.kind() != io::ErrorKind::TimedOut {
+            if reused && !matches!(e, PeerError::Timeout { .. }) {
                 // the kept connection was stale (node restarted): try a fresh one
                 reply = self.exchange(b"ping\r\n", timeout).await;
             }
@@ -277,7 +281,7 @@ impl Agent {
         let timeout = self.cfg.sync_timeout();
         let result = match self.conn().await {
             Ok(c) => sync::deliver(c, &msg, timeout).await,
-            Err(e) => Delivery::Failed(e),
+            Err(e) => Delivery::Failed(e.into()),
         };
         self.slot.set("", SlotState::Wait);
         if let Some(owed) = self.owed_gate.take() {

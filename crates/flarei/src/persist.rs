@@ -318,6 +318,13 @@ fn parse_node(item: &Element) -> Result<(String, NodeLine), String> {
         balance: number(leaf(f, 5, "node_balance")?, "node_balance")?,
         thread_type: number(leaf(f, 6, "node_thread_type")?, "node_thread_type")?,
     };
+    if node.balance > flare_proto::node::MAX_BALANCE {
+        return Err(format!(
+            "node [{key}]: balance {} is above the maximum {}",
+            node.balance,
+            flare_proto::node::MAX_BALANCE
+        ));
+    }
     if node.key() != key {
         return Err(format!(
             "item [{key}] holds the record of node [{}]",

@@ -62,7 +62,7 @@ fn nodes(index: &Index, out: &mut BytesMut) {
 fn threads(index: &Index, out: &mut BytesMut, clients_only: bool) {
     let now = now();
     for s in index.registry.snapshot() {
-        if clients_only && s.kind != crate::registry::TYPE_CLIENT {
+        if clients_only && s.kind != flare_net::TYPE_CLIENT {
             continue;
         }
         let (op, state) = s.activity();

@@ -8,7 +8,6 @@
 //! is down) or is removed. Older messages are never sent once a newer exists.
 
 use std::collections::BTreeSet;
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,8 @@ use flare_proto::node::State;
 use tokio::sync::watch;
 
 use crate::map::{Change, NodeMap};
-use crate::net::NodeConn;
+use flare_net::{PeerConn, PeerError};
+use flare_proto::client::ReplyKind;
 
 /// First retry delay after a failed delivery; doubled up to [`RETRY_MAX`].
 pub const RETRY_MIN: Duration = Duration::from_millis(200);
@@ -115,19 +115,29 @@ pub enum Delivery {
     /// `SERVER_ERROR node sync error`: the node holds a newer map.
     Stale,
     /// Anything else; the connection must be dropped.
-    Failed(io::Error),
+    Failed(SyncError),
+}
+
+/// Why a delivery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error("unexpected reply [{0}]")]
+    Unexpected(String),
 }
 
 /// Send `msg` on `conn` and classify the reply.
-pub async fn deliver(conn: &mut NodeConn, msg: &SyncMsg, timeout: Duration) -> Delivery {
-    match conn.request(&msg.payload, timeout).await {
+pub async fn deliver(conn: &mut PeerConn, msg: &SyncMsg, timeout: Duration) -> Delivery {
+    match conn
+        .call_within(&msg.payload, ReplyKind::Line, timeout)
+        .await
+        .map(|r| PeerConn::line(&r))
+    {
         Ok(line) if line == "OK" => Delivery::Accepted,
         Ok(line) if line == "SERVER_ERROR node sync error" => Delivery::Stale,
-        Ok(line) => Delivery::Failed(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("unexpected reply [{line}]"),
-        )),
-        Err(e) => Delivery::Failed(e),
+        Ok(line) => Delivery::Failed(SyncError::Unexpected(line)),
+        Err(e) => Delivery::Failed(e.into()),
     }
 }
 

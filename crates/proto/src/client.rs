@@ -1,8 +1,9 @@
 //! The client side of the protocol, used when a node forwards a request to
 //! another node: encode a request as text, and find where the peer's reply
-//! ends (protocol.md Appendix B).
+//! ends (protocol.md Appendix B). Keys and values are bytes throughout: a
+//! reply is framed by its byte structure, never decoded as text.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::reply::{put_i64, put_u64};
 use crate::request::{Request, Store, WriteOptions};
@@ -18,6 +19,8 @@ pub enum ReplyKind {
     ValueOrLine,
     /// `KEY` lines then `END` (keys).
     Keys,
+    /// Lines up to `END` or an error line (`stats`, `node add`, `meta`).
+    Block,
 }
 
 fn put_options(out: &mut BytesMut, o: WriteOptions) {
@@ -157,6 +160,39 @@ pub fn encode_request(
     Some(kind)
 }
 
+/// Why a peer's reply cannot be framed. The connection it came on is out of
+/// step and must be closed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("reply line longer than {0} bytes")]
+    LineTooLong(usize),
+    #[error("reply larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("malformed VALUE line in a reply")]
+    BadValueLine,
+    #[error("bytes arrived with no request waiting for them")]
+    Unexpected,
+}
+
+/// Bounds of one reply a client accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyLimits {
+    /// Longest line (without its LF).
+    pub max_line: usize,
+    /// Largest whole reply.
+    pub max_reply: usize,
+}
+
+impl Default for ReplyLimits {
+    fn default() -> Self {
+        ReplyLimits {
+            max_line: 64 << 10,
+            max_reply: 256 << 20,
+        }
+    }
+}
+
+/// Position just past the LF of the line starting at `from`.
 fn line_end(buf: &[u8], from: usize) -> Option<usize> {
     buf.get(from..)?
         .iter()
@@ -164,51 +200,209 @@ fn line_end(buf: &[u8], from: usize) -> Option<usize> {
         .map(|p| from + p + 1)
 }
 
-/// The data length announced by a `VALUE <key> <flags> <bytes> ...` line.
-fn value_len(line: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(line).ok()?;
-    let mut it = text.trim_end().split(' ');
-    if it.next()? != "VALUE" {
+/// A line without its LF and CR.
+fn trim_crlf(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// The space-separated tokens of a line (its CRLF removed). Bytes, not text:
+/// keys may hold any byte but space, CR, LF.
+fn tokens(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    trim_crlf(line)
+        .split(|&b| b == b' ')
+        .filter(|t| !t.is_empty())
+}
+
+fn number<T: std::str::FromStr>(tok: &[u8]) -> Option<T> {
+    if tok.is_empty() || !tok.iter().all(|b| b.is_ascii_digit() || *b == b'-') {
         return None;
     }
-    it.next()?;
-    it.next()?;
-    it.next()?.parse().ok()
+    std::str::from_utf8(tok).ok()?.parse().ok()
+}
+
+/// The data length of a `VALUE <key> <flags> <bytes> ...` line: `Ok(None)`
+/// when the line is not a VALUE line, an error when it is one but malformed.
+fn value_len(line: &[u8]) -> Result<Option<usize>, FrameError> {
+    if !line.starts_with(b"VALUE ") {
+        return Ok(None);
+    }
+    let mut it = tokens(line).skip(2);
+    let (Some(_flags), Some(bytes)) = (it.next(), it.next()) else {
+        return Err(FrameError::BadValueLine);
+    };
+    number(bytes).map(Some).ok_or(FrameError::BadValueLine)
+}
+
+/// A line that ends any multi-line reply early.
+fn is_error_line(line: &[u8]) -> bool {
+    line.starts_with(b"ERROR")
+        || line.starts_with(b"CLIENT_ERROR")
+        || line.starts_with(b"SERVER_ERROR")
+}
+
+/// Finds where one reply ends in a growing buffer. It remembers how far it
+/// got, so a large reply arriving in many reads is scanned once in all
+/// (not once per read), and it is bounded by [`ReplyLimits`].
+#[derive(Clone, Debug)]
+pub struct ReplyFramer {
+    kind: ReplyKind,
+    limits: ReplyLimits,
+    /// Bytes at the front already known to belong to the reply.
+    pos: usize,
+}
+
+impl ReplyFramer {
+    pub fn new(kind: ReplyKind, limits: ReplyLimits) -> Self {
+        ReplyFramer {
+            kind,
+            limits,
+            pos: 0,
+        }
+    }
+
+    /// Length of the complete reply at the front of `buf` (which holds the
+    /// same bytes as at the previous call, plus more), or `None` when more
+    /// bytes are needed. A reply that does not have the expected shape ends at
+    /// its first line (e.g. `SERVER_ERROR ...` instead of values).
+    pub fn frame(&mut self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+        loop {
+            let Some(end) = line_end(buf, self.pos) else {
+                if buf.len() - self.pos > self.limits.max_line {
+                    return Err(FrameError::LineTooLong(self.limits.max_line));
+                }
+                return Ok(None);
+            };
+            if end - self.pos - 1 > self.limits.max_line {
+                return Err(FrameError::LineTooLong(self.limits.max_line));
+            }
+            let line = &buf[self.pos..end];
+            let next = match self.kind {
+                ReplyKind::Line => return Ok(Some(end)),
+                ReplyKind::Values | ReplyKind::ValueOrLine => match value_len(line)? {
+                    None => return Ok(Some(end)),
+                    Some(n) => {
+                        let block_end = end
+                            .checked_add(n)
+                            .and_then(|e| e.checked_add(2))
+                            .filter(|e| *e <= self.limits.max_reply)
+                            .ok_or(FrameError::TooLarge(self.limits.max_reply))?;
+                        if buf.len() < block_end {
+                            return Ok(None);
+                        }
+                        if self.kind == ReplyKind::ValueOrLine {
+                            return Ok(Some(block_end));
+                        }
+                        block_end
+                    }
+                },
+                ReplyKind::Keys if line.starts_with(b"KEY ") => end,
+                ReplyKind::Keys => return Ok(Some(end)),
+                ReplyKind::Block => {
+                    if trim_crlf(line) == b"END" || is_error_line(line) {
+                        return Ok(Some(end));
+                    }
+                    end
+                }
+            };
+            if next > self.limits.max_reply {
+                return Err(FrameError::TooLarge(self.limits.max_reply));
+            }
+            self.pos = next;
+        }
+    }
 }
 
 /// Length of the complete reply at the front of `buf`, or `None` if more bytes
-/// are needed. A reply that does not have the expected shape ends at its
-/// first line (e.g. `SERVER_ERROR ...` instead of values).
+/// are needed (or the reply cannot be framed). One-shot form of
+/// [`ReplyFramer`] with no size bounds, for tests and tools.
 pub fn reply_len(buf: &[u8], kind: ReplyKind) -> Option<usize> {
-    let mut pos = 0;
-    loop {
-        let end = line_end(buf, pos)?;
-        let line = &buf[pos..end];
-        match kind {
-            ReplyKind::Line => return Some(end),
-            ReplyKind::Values | ReplyKind::ValueOrLine => {
-                if let Some(n) = value_len(line) {
-                    let block_end = end + n + 2;
-                    if buf.len() < block_end {
-                        return None;
-                    }
-                    if kind == ReplyKind::ValueOrLine {
-                        return Some(block_end);
-                    }
-                    pos = block_end;
-                } else {
-                    return Some(end);
-                }
-            }
-            ReplyKind::Keys => {
-                if line.starts_with(b"KEY ") {
-                    pos = end;
-                } else {
-                    return Some(end);
-                }
-            }
+    let limits = ReplyLimits {
+        max_line: usize::MAX / 2,
+        max_reply: usize::MAX / 2,
+    };
+    ReplyFramer::new(kind, limits).frame(buf).ok().flatten()
+}
+
+/// One item of a `dump` stream (`VALUE <key> <flags> <bytes> <version>
+/// <expire>` + data block, ..., `END`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DumpItem {
+    /// A record; `len` bytes in all (header, data, trailer).
+    Record {
+        key: Bytes,
+        flags: u32,
+        version: u64,
+        expire: i64,
+        value: Bytes,
+        len: usize,
+    },
+    /// `END`: the dump is complete.
+    End,
+    /// Any other line: the source refused or failed (the line, without CRLF).
+    Refused(Bytes),
+}
+
+/// Take the next complete dump item from the front of `buf` (consumed), or
+/// `Ok(None)` when more bytes are needed. Keys are bytes.
+pub fn next_dump_item(
+    buf: &mut BytesMut,
+    limits: ReplyLimits,
+) -> Result<Option<DumpItem>, FrameError> {
+    let Some(lf) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > limits.max_line {
+            return Err(FrameError::LineTooLong(limits.max_line));
         }
+        return Ok(None);
+    };
+    if lf > limits.max_line {
+        return Err(FrameError::LineTooLong(limits.max_line));
     }
+    let line = &buf[..=lf];
+    if !line.starts_with(b"VALUE ") {
+        let text = Bytes::copy_from_slice(trim_crlf(line));
+        buf.advance(lf + 1);
+        return Ok(Some(if &text[..] == b"END" {
+            DumpItem::End
+        } else {
+            DumpItem::Refused(text)
+        }));
+    }
+    let mut it = tokens(line).skip(1);
+    let mut field = || it.next().ok_or(FrameError::BadValueLine);
+    let key = field()?;
+    let flags: u32 = number(field()?).ok_or(FrameError::BadValueLine)?;
+    let bytes: usize = number(field()?).ok_or(FrameError::BadValueLine)?;
+    let version: u64 = number(field()?).ok_or(FrameError::BadValueLine)?;
+    let expire: i64 = number(field()?).ok_or(FrameError::BadValueLine)?;
+    if it.next().is_some() {
+        return Err(FrameError::BadValueLine);
+    }
+    // The token iterator borrows `buf`; end that borrow before `buf` is
+    // reserved / advanced below (an opaque iterator may run drop glue).
+    drop(it);
+    let total = (lf + 1)
+        .checked_add(bytes)
+        .and_then(|t| t.checked_add(2))
+        .filter(|t| *t <= limits.max_reply)
+        .ok_or(FrameError::TooLarge(limits.max_reply))?;
+    if buf.len() < total {
+        // room for what comes next, never the whole declared size at once
+        buf.reserve((total - buf.len()).min(1 << 20));
+        return Ok(None);
+    }
+    let key = Bytes::copy_from_slice(key);
+    buf.advance(lf + 1);
+    let value = buf.split_to(bytes).freeze();
+    buf.advance(2);
+    Ok(Some(DumpItem::Record {
+        key,
+        flags,
+        version,
+        expire,
+        value,
+        len: total,
+    }))
 }
 
 #[cfg(test)]

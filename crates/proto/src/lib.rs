@@ -18,7 +18,7 @@ pub mod stats;
 pub mod text;
 
 pub use request::{Dialect, Request, StoreKind, WriteOptions};
-pub use text::{Frame, Limits, Parser};
+pub use text::{Decoder, Frame, Limits, Parser};
 
 /// The version string flare-tools parses (`VERSION flare-X.Y.Z`): kept at 1.3.4
 /// so that feature gates on the number keep working.

@@ -92,6 +92,11 @@ impl fmt::Display for State {
     }
 }
 
+/// Largest node balance accepted anywhere (`node role`, `node sync`,
+/// `flare.xml`). The original has no maximum and allocates one entry per unit
+/// of balance, so a single `node role ... 200000000` exhausts its memory.
+pub const MAX_BALANCE: i32 = 65_535;
+
 /// One `NODE <name> <port> <role> <state> <partition> <balance> <thread_type>` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeLine {
@@ -118,6 +123,9 @@ impl NodeLine {
         let state = State::from_number(it.next()?.parse().ok()?)?;
         let partition: i32 = it.next()?.parse().ok()?;
         let balance: i32 = it.next()?.parse().ok()?;
+        if balance > MAX_BALANCE {
+            return None;
+        }
         let thread_type: i32 = it.next()?.parse().ok()?;
         Some(NodeLine {
             name,
@@ -166,5 +174,8 @@ mod tests {
         assert!(NodeLine::parse(b"NODE bad").is_none());
         assert!(NodeLine::parse(b"NODE h 1 7 0 0 0 16").is_none());
         assert!(NodeLine::parse(b"NODE h 1 0 0 0 0").is_none());
+        assert!(NodeLine::parse(b"NODE h 1 0 0 0 65535 16").is_some());
+        assert!(NodeLine::parse(b"NODE h 1 0 0 0 65536 16").is_none());
+        assert!(NodeLine::parse(b"NODE h 1 0 0 0 200000000 16").is_none());
     }
 }

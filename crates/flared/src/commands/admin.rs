@@ -5,7 +5,7 @@ use flare_proto::reply;
 
 use super::Next;
 use crate::node::Node;
-use crate::registry::ConnSlot;
+use flare_net::Slot;
 
 pub fn ping(node: &Node, out: &mut BytesMut) {
     if node.storage_failed() {
@@ -16,7 +16,7 @@ pub fn ping(node: &Node, out: &mut BytesMut) {
 }
 
 /// `kill <id>`: close another connection, or this one after `OK`.
-pub fn kill(node: &Node, conn: &ConnSlot, id: u32, out: &mut BytesMut) -> Next {
+pub fn kill(node: &Node, conn: &Slot, id: u32, out: &mut BytesMut) -> Next {
     if id == conn.id {
         out.extend_from_slice(reply::OK);
         return Next::Close;

@@ -1,20 +1,20 @@
 //! `dump` and `dump_key`: stream the local records (optionally one partition's)
 //! over a consistent RocksDB snapshot. The scan runs on a blocking thread and
 //! hands chunks to the connection through a small bounded channel, so a slow
-//! reader holds back the scan instead of growing memory.
+//! reader holds back the scan instead of growing memory, and a reader that
+//! stops reading is cut off by the write timeout.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use flare_net::Out;
 use flare_proto::reply;
 use flare_proto::request::PartitionFilter;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::Next;
 use crate::node::{now, Node};
-use crate::stats::add;
 
 /// Chunks are sent when they reach this size (or per record when paced).
 const CHUNK: usize = 64 << 10;
@@ -46,18 +46,6 @@ impl DumpJob {
             bwlimit_kib,
         }
     }
-}
-
-/// Validate the partition filter against the resolver table.
-pub fn start(node: &Node, job: DumpJob, out: &mut BytesMut) -> Next {
-    if let Some(f) = job.filter {
-        // The original reads past its table here (protocol.md §14.1): refuse.
-        if f.partition_size >= node.topology().table.partition_size() {
-            out.extend_from_slice(reply::ERROR);
-            return Next::Continue;
-        }
-    }
-    Next::Dump(job)
 }
 
 /// Paces records: `wait` per record, and no faster than `bwlimit` KiB/s.
@@ -146,24 +134,37 @@ fn pacer_active(job: DumpJob) -> bool {
     job.wait_us > 0 || job.bwlimit_kib > 0
 }
 
-/// Stream a dump to `stream`. Returns false when the connection failed.
-pub async fn run_dump<W: AsyncWrite + Unpin>(
-    node: &Arc<Node>,
-    job: DumpJob,
-    stream: &mut W,
-) -> bool {
+/// Stream a dump to the client: the scan runs on a blocking thread and
+/// hands chunks through a small bounded channel; each chunk waits for the
+/// socket (bounded by the write timeout). When the client stops reading or
+/// goes away, the channel closes, the scan stops and its snapshot is
+/// released.
+pub async fn run(node: &Arc<Node>, job: DumpJob, out: &mut Out<'_>) -> Next {
+    if let Some(f) = job.filter {
+        // The original reads past its table here (protocol.md §14.1): refuse.
+        if f.partition_size >= node.topology().table.partition_size() {
+            out.extend_from_slice(reply::ERROR);
+            return Next::Continue;
+        }
+    }
+    if !out.flush().await {
+        return Next::Close;
+    }
     let (tx, mut rx) = mpsc::channel::<Bytes>(4);
     let scanner = Arc::clone(node);
     let task = tokio::task::spawn_blocking(move || scan(&scanner, job, &tx));
     let mut ok = true;
     while let Some(chunk) = rx.recv().await {
-        if stream.write_all(&chunk).await.is_err() {
+        if !out.write_through(&chunk).await {
             ok = false;
             break;
         }
-        add(&node.counters.bytes_written, chunk.len() as u64);
     }
     drop(rx);
     let _ = task.await;
-    ok
+    if ok {
+        Next::Continue
+    } else {
+        Next::Close
+    }
 }

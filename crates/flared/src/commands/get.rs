@@ -1,10 +1,12 @@
 //! `get`, `gets`: each key in request order, served here or by the node the
-//! read routing picks; misses omitted; then `END`.
+//! read routing picks; misses omitted; then `END`. The reply streams out as
+//! it is produced.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use flare_cluster::ReadRoute;
+use flare_net::Out;
 use flare_proto::{reply, Request};
 
 use super::route;
@@ -41,7 +43,7 @@ pub async fn apply(
     proxy: Option<&[String]>,
     keys: &[Bytes],
     with_version: bool,
-    out: &mut BytesMut,
+    out: &mut Out<'_>,
 ) {
     let now = now();
     let topology = node.topology();
@@ -59,6 +61,10 @@ pub async fn apply(
                 let entries = route::forward_read(node, &dest, proxy, &req, key).await;
                 out.extend_from_slice(&entries);
             }
+        }
+        // Stream: a multi-get never holds more than one flush of replies.
+        if !out.flush_if_full().await {
+            return;
         }
     }
     out.extend_from_slice(reply::END);

@@ -20,13 +20,13 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use flare_cluster::WriteRoute;
+use flare_net::{Out, Slot};
 use flare_proto::reply;
 use flare_proto::Request;
 
-pub use dump::{run_dump, DumpJob};
+pub use flare_net::Next;
 
 use crate::node::Node;
-use crate::registry::ConnSlot;
 
 /// A successful local write, as replication needs it.
 pub enum Applied {
@@ -38,23 +38,14 @@ pub enum Applied {
     Touch(bytes::Bytes, i64),
 }
 
-/// What the connection does after a command.
-pub enum Next {
-    Continue,
-    /// Flush the replies and close.
-    Close,
-    /// Flush the replies, then stream a dump.
-    Dump(DumpJob),
-}
-
 /// Execute one request; replies are appended to `out`. `proxy` is the proxy
 /// identifier the request arrived with (other nodes' forwarded requests).
 pub async fn execute(
     node: &Arc<Node>,
-    conn: &ConnSlot,
+    conn: &Slot,
     proxy: Option<Vec<String>>,
     request: Request,
-    out: &mut BytesMut,
+    out: &mut Out<'_>,
 ) -> Next {
     let proxy = proxy.as_deref();
     if let Some(key) = route::write_key(&request) {
@@ -92,11 +83,11 @@ pub async fn execute(
             wait_us,
             filter,
             bwlimit_kib,
-        } => return dump::start(node, DumpJob::dump(wait_us, filter, bwlimit_kib), out),
+        } => return dump::run(node, dump::DumpJob::dump(wait_us, filter, bwlimit_kib), out).await,
         Request::DumpKey {
             filter,
             bwlimit_kib,
-        } => return dump::start(node, DumpJob::keys(filter, bwlimit_kib), out),
+        } => return dump::run(node, dump::DumpJob::keys(filter, bwlimit_kib), out).await,
         Request::NodeSync { version, nodes } => node_sync::apply(node, version, nodes, out),
         Request::NodeSyncFormatError => out.extend_from_slice(reply::FORMAT_ERROR),
         Request::Ping => admin::ping(node, out),

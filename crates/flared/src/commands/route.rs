@@ -4,7 +4,7 @@
 //! the one place that knows about other nodes.
 
 use bytes::{Bytes, BytesMut};
-use flare_cluster::{ReadRoute, WriteRoute};
+use flare_cluster::{murmur, ReadRoute, WriteRoute};
 use flare_proto::client::{encode_request, ReplyKind};
 use flare_proto::request::{Store, StoreKind, WriteOptions};
 use flare_proto::{absolute_expire, reply, Request};
@@ -42,7 +42,7 @@ pub fn route_read(node: &Node, key: &[u8]) -> ReadRoute {
 }
 
 /// A cheap per-thread xorshift choice in `0..n` for weighted read balancing.
-pub fn pick(n: usize) -> usize {
+pub fn pick(n: u64) -> u64 {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new(
@@ -58,7 +58,7 @@ pub fn pick(n: usize) -> usize {
         x ^= x >> 7;
         x ^= x << 17;
         s.set(x);
-        (x % n.max(1) as u64) as usize
+        x % n.max(1)
     })
 }
 
@@ -131,16 +131,22 @@ pub async fn forward_write(
         out.extend_from_slice(PROXY_FAILURE);
         return;
     };
+    let lane = u64::from(murmur(&key));
     if noreply {
-        let node = std::sync::Arc::clone(node);
-        tokio::spawn(async move {
-            if let Err(e) = node.peers.call(&dest, &key, &wire, kind).await {
-                tracing::warn!("forwarding a noreply write: {e}");
-            }
-        });
+        // Queued on the key's pipe before the next request of this
+        // connection is read: one client's writes apply in order, and a full
+        // pipe holds the client back (back-pressure) instead of piling up
+        // detached tasks.
+        if let Err(e) = node.peers.send(&dest, lane, wire.freeze(), kind).await {
+            tracing::warn!("forwarding a noreply write: {e}");
+        }
         return;
     }
-    match node.peers.call(&dest, &key, &wire, kind).await {
+    match node
+        .peers
+        .call(&dest, lane, wire.freeze(), kind, false)
+        .await
+    {
         Ok(answer) => out.extend_from_slice(&answer),
         Err(e) => {
             tracing::warn!("proxy error: {e}");
@@ -174,7 +180,11 @@ pub async fn forward_read(
         return Bytes::new();
     };
     debug_assert!(matches!(kind, ReplyKind::Values | ReplyKind::Keys));
-    match node.peers.call(dest, key, &wire, kind).await {
+    match node
+        .peers
+        .call(dest, u64::from(murmur(key)), wire.freeze(), kind, true)
+        .await
+    {
         Ok(answer) => match answer.strip_suffix(reply::END) {
             Some(entries) => answer.slice(..entries.len()),
             None => {

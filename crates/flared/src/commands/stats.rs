@@ -7,7 +7,6 @@ use flare_proto::reply::{self, stat};
 use flare_proto::request::StatsKind;
 
 use crate::node::{now, Node};
-use crate::registry::ConnState;
 use flare_proto::stats::{self, CommandCounts, General, Thread};
 
 use crate::stats::get;
@@ -139,7 +138,7 @@ fn threads(node: &Node, out: &mut BytesMut, internal: bool) {
                 peer: &p.source(),
                 op: "dump",
                 uptime: 0,
-                state: ConnState::Execute.word(),
+                state: flare_net::SlotState::Execute.word(),
                 info: &info,
                 queue: 0,
                 behind: 0,

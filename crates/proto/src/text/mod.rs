@@ -7,7 +7,9 @@
 //! A request line ends at `LF` (a preceding `CR` is dropped). Storage commands
 //! are complete once `bytes + 2` further bytes are buffered; `node sync` once its
 //! `END` (or a bad body line) is. The parser never allocates more than the line
-//! (keys are copied out of it) and the data block is split off without copying.
+//! (keys are copied out of it) and the data block is split off without copying;
+//! it never reserves a declared size ahead of the bytes, and a [`Decoder`]
+//! examines each byte of a request once however it is split into reads.
 
 mod admin;
 mod arith;
@@ -60,6 +62,49 @@ pub enum Frame {
     LineTooLong,
     /// The next byte is `0x80`: a memcached binary request.
     Binary,
+}
+
+/// Largest step by which the buffer grows ahead of a data block that is
+/// still arriving.
+const DATA_RESERVE_STEP: usize = 256 << 10;
+
+/// Where a [`Decoder`] is inside the request at the front of the buffer.
+#[derive(Debug, Default)]
+struct DecodeState {
+    /// Bytes at the front already searched for the request line's LF (or
+    /// the LF's position once found).
+    scanned: usize,
+    /// The body of a `node sync`, parsed line by line as it arrives.
+    sync: Option<node::SyncBody>,
+}
+
+/// A connection's parser: [`Parser`] plus what it already learnt about the
+/// request at the front of the buffer, so each byte is examined once however
+/// the request is split into reads (a `node sync` sent a line per segment,
+/// a long line arriving slowly). The caller only appends to the buffer
+/// between calls, except for what a returned frame consumed.
+#[derive(Debug)]
+pub struct Decoder {
+    pub parser: Parser,
+    state: DecodeState,
+}
+
+impl Decoder {
+    pub fn new(parser: Parser) -> Self {
+        Decoder {
+            parser,
+            state: DecodeState::default(),
+        }
+    }
+
+    /// The next frame at the front of `buf`, or `None`: incomplete, read more.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Option<Frame> {
+        let frame = self.parser.parse_from(buf, &mut self.state);
+        if frame.is_some() {
+            self.state = DecodeState::default();
+        }
+        frame
+    }
 }
 
 /// What a command's line parser decided.
@@ -130,17 +175,26 @@ impl Parser {
     }
 
     /// Parse the request at the front of `buf`, consuming it when complete.
+    /// Stateless: a connection should use a [`Decoder`], which does not
+    /// search the same bytes again on every read.
     pub fn parse(&self, buf: &mut BytesMut) -> Option<Frame> {
+        Decoder::new(*self).decode(buf)
+    }
+
+    fn parse_from(&self, buf: &mut BytesMut, state: &mut DecodeState) -> Option<Frame> {
         let first = *buf.first()?;
         if first == 0x80 {
             return Some(Frame::Binary);
         }
-        let Some(lf) = find_lf(buf, 0) else {
+        let Some(lf) = find_lf(buf, state.scanned) else {
+            state.scanned = buf.len();
             return (buf.len() > self.limits.max_line).then_some(Frame::LineTooLong);
         };
         if lf > self.limits.max_line {
             return Some(Frame::LineTooLong);
         }
+        // The line end is known: later calls for this request start there.
+        state.scanned = lf;
         let line_len = lf + 1;
         let line = line_at(buf, 0, lf);
         let (proxy, rest) = split_proxy(line);
@@ -159,7 +213,15 @@ impl Parser {
                 }
                 let total = line_len + bytes + 2;
                 if buf.len() < total {
-                    buf.reserve(total - buf.len());
+                    // Room for what comes next, never the whole declared
+                    // size: memory follows the bytes that arrived. Only
+                    // while the buffer is under half of what it asks for:
+                    // `reserve` may double the capacity, which would put it
+                    // up to twice the step ahead of the bytes.
+                    let want = (total - buf.len()).min(DATA_RESERVE_STEP);
+                    if buf.capacity().saturating_mul(2) <= buf.len() + want {
+                        buf.reserve(want);
+                    }
                     return None;
                 }
                 buf.advance(line_len);
@@ -171,9 +233,16 @@ impl Parser {
                 })
             }
             LineParse::NodeSyncBody { version } => {
-                let (consumed, request) = node::parse_sync_body(buf, line_len, version)?;
-                buf.advance(consumed);
-                Some(Frame::Request { proxy, request })
+                let body = state
+                    .sync
+                    .get_or_insert_with(|| node::SyncBody::new(line_len, version));
+                match body.advance(buf, self.limits.max_line)? {
+                    node::SyncOutcome::Done { consumed, request } => {
+                        buf.advance(consumed);
+                        Some(Frame::Request { proxy, request })
+                    }
+                    node::SyncOutcome::LineTooLong => Some(Frame::LineTooLong),
+                }
             }
         }
     }

@@ -80,25 +80,64 @@ fn parse_state(c: &mut Cursor<'_>) -> Option<Request> {
         .then_some(Request::NodeState { name, port, state })
 }
 
-/// Read the body of `node sync` starting at `from`. `None` = incomplete.
-/// Returns the bytes consumed (header line included) and the request.
-pub(super) fn parse_sync_body(
-    buf: &BytesMut,
-    from: usize,
+/// Most `NODE` lines one `node sync` may carry: far above any real cluster,
+/// low enough that a forged body cannot exhaust memory.
+pub const MAX_SYNC_NODES: usize = 200_000;
+
+/// The body of a `node sync`, parsed as its lines arrive.
+#[derive(Debug)]
+pub(super) struct SyncBody {
+    /// End of the part already parsed (header line included).
+    pos: usize,
     version: u64,
-) -> Option<(usize, Request)> {
-    let mut pos = from;
-    let mut nodes = Vec::new();
-    loop {
-        let lf = find_lf(buf, pos)?;
-        let line = line_at(buf, pos, lf);
-        pos = lf + 1;
-        if line == b"END" {
-            return Some((pos, Request::NodeSync { version, nodes }));
+    nodes: Vec<NodeLine>,
+}
+
+pub(super) enum SyncOutcome {
+    /// The request is complete: consume `consumed` bytes.
+    Done { consumed: usize, request: Request },
+    /// A body line longer than the line limit.
+    LineTooLong,
+}
+
+impl SyncBody {
+    pub(super) fn new(header_len: usize, version: u64) -> Self {
+        SyncBody {
+            pos: header_len,
+            version,
+            nodes: Vec::new(),
         }
-        match NodeLine::parse(line) {
-            Some(n) => nodes.push(n),
-            None => return Some((pos, Request::NodeSyncFormatError)),
+    }
+
+    /// Parse the lines that arrived since the last call. `None` = incomplete.
+    pub(super) fn advance(&mut self, buf: &BytesMut, max_line: usize) -> Option<SyncOutcome> {
+        loop {
+            let Some(lf) = find_lf(buf, self.pos) else {
+                return (buf.len() - self.pos > max_line).then_some(SyncOutcome::LineTooLong);
+            };
+            if lf - self.pos > max_line {
+                return Some(SyncOutcome::LineTooLong);
+            }
+            let line = line_at(buf, self.pos, lf);
+            self.pos = lf + 1;
+            if line == b"END" {
+                return Some(SyncOutcome::Done {
+                    consumed: self.pos,
+                    request: Request::NodeSync {
+                        version: self.version,
+                        nodes: std::mem::take(&mut self.nodes),
+                    },
+                });
+            }
+            match NodeLine::parse(line) {
+                Some(n) if self.nodes.len() < MAX_SYNC_NODES => self.nodes.push(n),
+                _ => {
+                    return Some(SyncOutcome::Done {
+                        consumed: self.pos,
+                        request: Request::NodeSyncFormatError,
+                    })
+                }
+            }
         }
     }
 }

@@ -535,9 +535,27 @@ impl<E: KvEngine> Store<E> {
         prefix: &[u8],
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StorageError> {
+        self.keys_page(prefix, None, limit)
+    }
+
+    /// Up to `limit` keys starting with `prefix` in ascending order, after
+    /// the key `after` when given: one page of a `keys` reply, so a large
+    /// limit is served page by page instead of collected whole.
+    pub fn keys_page(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
         let mut out = Vec::new();
-        self.engine.scan(prefix, &mut |k, _| {
-            if !k.starts_with(prefix) || out.len() >= limit {
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.engine.scan(after.unwrap_or(prefix), &mut |k, _| {
+            if Some(k) == after {
+                return ScanStep::Continue;
+            }
+            if !k.starts_with(prefix) {
                 return ScanStep::Stop;
             }
             out.push(k.to_vec());

@@ -1,6 +1,8 @@
-//! Live "threads" for `stats threads` and `kill`: client connections (type 1)
-//! and one node agent (monitor + sync sender) per node (type = the node's
-//! thread type, as the original's monitor threads).
+//! Live "threads" for `stats threads` and `kill`, shared by both daemons:
+//! client connections (type 1) and, in the index, one node agent (monitor +
+//! sync sender) per node (type = the node's thread type, as the original's
+//! monitor threads). The registry lock is taken only on connect, disconnect,
+//! `stats threads` and `kill`; per-request updates use the slot's own lock.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -160,6 +162,10 @@ impl Registry {
             .values()
             .filter(|s| s.kind == TYPE_CLIENT)
             .count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     pub fn len(&self) -> usize {
