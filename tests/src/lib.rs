@@ -457,6 +457,24 @@ pub fn connect_served(port: u16) -> Conn {
 /// The reply line `VERSION flare-1.3.4`.
 pub const VERSION_REPLY: &[u8] = b"VERSION flare-1.3.4\r\n";
 
+/// Bits of a record version below its epoch (docs/replication.md §1.1). A
+/// write without an explicit version gets `max(current version, floor) + 1`,
+/// where the floor is `epoch << EPOCH_SHIFT`.
+pub const EPOCH_SHIFT: u32 = 40;
+
+/// The epoch of a standalone flared (no index): the first `set` of a key gets
+/// `version(STANDALONE_EPOCH, 1)` = 2^40 + 1 = 1099511627777.
+pub const STANDALONE_EPOCH: u64 = 1;
+
+/// The `n`-th version a key gets in `epoch` from writes without an explicit
+/// version (`n` = 1 for the first write of a key that had no version above
+/// the floor): `(epoch << EPOCH_SHIFT) + n`. A cluster master's epoch is the
+/// `node_map_version` under which it became master (or the first map it
+/// received after start).
+pub const fn version(epoch: u64, n: u64) -> u64 {
+    (epoch << EPOCH_SHIFT) + n
+}
+
 /// One record of a `dump`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DumpRecord {
@@ -1486,6 +1504,16 @@ impl Cluster {
         let tt = self.tt(i);
         self.wait_records(&[(i, rec("master", "active", 0, 1, tt))], WAIT);
         self.wait_converged(WAIT);
+    }
+
+    /// The epoch of master `i` (docs/replication.md §1.1): the node map
+    /// version under which it became master, so that the versions it issues
+    /// are `version(epoch, n)`. Read as the node's `node_map_version`: call it
+    /// right after the node became master ([`Cluster::first_master`],
+    /// [`Cluster::add_partition`]), before the map changes again.
+    #[track_caller]
+    pub fn new_master_epoch(&self, i: usize) -> u64 {
+        self.conn(i).map_version()
     }
 
     /// Make node `i` (a proxy) a slave of partition `p` with `balance` and

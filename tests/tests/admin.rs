@@ -5,7 +5,13 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use flare_e2e::{wait_until, Conn, DumpRecord, Flared, WAIT};
+use flare_e2e::{version, wait_until, Conn, DumpRecord, Flared, STANDALONE_EPOCH, WAIT};
+
+/// The `n`-th version a key gets from writes without an explicit version on
+/// a standalone node (epoch 1: 2^40 + n).
+fn v(n: u64) -> u64 {
+    version(STANDALONE_EPOCH, n)
+}
 
 /// TV-36 version / ping / verbosity / quit.
 #[test]
@@ -94,12 +100,13 @@ fn tv37_flush_all() {
     assert_eq!(c.stat("curr_items"), "0");
 }
 
-/// TV-63 flush_all forgets tombstones: versions restart at 1.
+/// TV-63 flush_all forgets tombstones: versions restart at the first version
+/// of the epoch (2^40 + 1), not above the deleted record's.
 #[test]
 fn tv63_flush_all_forgets_tombstones() {
     let f = Flared::start();
     let mut c = f.connect();
-    c.transcript(
+    c.transcript(&format!(
         "
         > set fv 0 0 1
         > a
@@ -112,11 +119,12 @@ fn tv63_flush_all_forgets_tombstones() {
         > b
         < STORED
         > gets fv
-        < VALUE fv 0 1 1
+        < VALUE fv 0 1 {}
         < b
         < END
         ",
-    );
+        v(1)
+    ));
     // and a delete hold is forgotten as well
     c.transcript(
         "
@@ -295,7 +303,8 @@ fn tv39_stats_general() {
         assert_eq!(value(&s0, zero), "0", "{zero} on a fresh node");
     }
 
-    c.transcript(
+    // n: set = v(1), incr = v(2), decr = v(3)
+    c.transcript(&format!(
         "
         > set a 0 0 1
         > 1
@@ -313,7 +322,7 @@ fn tv39_stats_general() {
         < 1
         < END
         > gets n
-        < VALUE n 0 1 1
+        < VALUE n 0 1 {v1}
         < 5
         < END
         > delete a
@@ -336,7 +345,7 @@ fn tv39_stats_general() {
         > cas x 0 0 1 1
         > 1
         < NOT_FOUND
-        > cas n 0 0 1 3
+        > cas n 0 0 1 {v3}
         > 1
         < STORED
         > touch n 100
@@ -350,7 +359,9 @@ fn tv39_stats_general() {
         < KEY n
         < END
         ",
-    );
+        v1 = v(1),
+        v3 = v(3)
+    ));
     let s1 = c.stats("");
     let expect = [
         // set, set, add, 3 cas, touch, touch, gat
@@ -765,7 +776,8 @@ fn tv41_tv42_dump_dump_key_keys() {
 fn tv64_dump_shows_version_and_expire() {
     let f = Flared::start();
     let mut c = f.connect();
-    c.transcript(
+    // set = v(1), append = v(2), incr = v(3); touch keeps the version
+    c.transcript(&format!(
         "
         > flush_all
         < OK
@@ -779,11 +791,12 @@ fn tv64_dump_shows_version_and_expire() {
         > touch ap 0
         < TOUCHED
         > dump
-        < VALUE ap 5 1 3 0
+        < VALUE ap 5 1 {} 0
         < 1
         < END
         ",
-    );
+        v(3)
+    ));
     // a relative exptime is printed as an absolute time
     let before = unix_now();
     c.set("e0", 0, b"x");
@@ -825,7 +838,7 @@ fn dump_partition_filters() {
         DumpRecord {
             key: k.to_string(),
             flags: i as u32,
-            version: 1,
+            version: v(1),
             expire: 0,
             value: format!("v-{k}").into_bytes(),
         }
@@ -959,13 +972,13 @@ fn tv44_proxy_identifier() {
         ",
     );
     // on storage commands too (standalone: executed locally)
-    c.transcript(
+    c.transcript(&format!(
         "
         > <127.0.0.1:9999>set px 2 0 2
         > hi
         < STORED
         > <127.0.0.1:9999>gets px
-        < VALUE px 2 2 1
+        < VALUE px 2 2 {}
         < hi
         < END
         > <127.0.0.1:9999>incr px 1
@@ -973,7 +986,8 @@ fn tv44_proxy_identifier() {
         > <127.0.0.1:9999>delete px
         < DELETED
         ",
-    );
+        v(1)
+    ));
 }
 
 /// TV-45 index-only commands rejected by the node.
@@ -1078,7 +1092,7 @@ fn dump_streaming_and_pacing() {
     for (i, r) in recs.iter().enumerate() {
         let i = i as u32;
         assert_eq!(r.key, format!("big{i:04}"));
-        assert_eq!((r.flags, r.version, r.expire), (i, 1, 0));
+        assert_eq!((r.flags, r.version, r.expire), (i, v(1), 0));
         assert_eq!(r.value, vec![b'a' + (i % 26) as u8; 5000 + i as usize]);
     }
     assert_eq!(c.key_lines("dump_key\r\n").len(), 2000);

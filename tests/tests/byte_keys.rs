@@ -21,7 +21,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use flare_e2e::{rec, wait_until, Cluster, Conn, NodeRec, FAST_MONITOR, WAIT};
+use flare_e2e::{rec, version, wait_until, Cluster, Conn, NodeRec, FAST_MONITOR, WAIT};
 
 /// "café" in Latin-1 (partition 0 of 2: 99+97+102-23 = 275).
 const LATIN1: &[u8] = b"caf\xe9";
@@ -299,14 +299,15 @@ fn raw_dump(port: u16) -> Vec<RawRecord> {
     out
 }
 
-/// Records for `(key, value)` pairs, as a fresh `set <key> 0 0` makes them.
-fn fresh(pairs: &[(&[u8], &[u8])]) -> Vec<RawRecord> {
+/// Records for `(key, value)` pairs, as a fresh `set <key> 0 0` on a master
+/// in `epoch` makes them (the first version of the epoch).
+fn fresh(epoch: u64, pairs: &[(&[u8], &[u8])]) -> Vec<RawRecord> {
     let mut v: Vec<RawRecord> = pairs
         .iter()
         .map(|(k, d)| RawRecord {
             key: k.to_vec(),
             flags: 0,
-            version: 1,
+            version: version(epoch, 1),
             expire: 0,
             value: d.to_vec(),
         })
@@ -368,6 +369,7 @@ fn master_and_proxy(node_conf: &str) -> Cluster {
 fn storage_commands_with_byte_keys_through_a_proxy() {
     let c = master_and_proxy("");
     let (a, b) = (0, 1);
+    let epoch = c.new_master_epoch(a);
     let mut via = c.conn(b);
     let k = LATIN1;
     expect_raw(&mut via, &set(k, b"abc"), b"STORED\r\n");
@@ -392,9 +394,9 @@ fn storage_commands_with_byte_keys_through_a_proxy() {
         b"STORED\r\n",
     );
     expect_raw(&mut via, &get_req("get", &[k]), &hit(k, 5, b"abdefgh"));
-    // set, replace, append, prepend: version 4
+    // set, replace, append, prepend: the 4th version of the master's epoch
     let unique = gets_unique(&mut via, k, 5, b"abdefgh");
-    assert_eq!(unique, 4);
+    assert_eq!(unique, version(epoch, 4));
     expect_raw(
         &mut via,
         &storage("cas", k, 7, 0, b"new", &unique.to_string()),
@@ -409,7 +411,7 @@ fn storage_commands_with_byte_keys_through_a_proxy() {
     expect_raw(
         &mut via,
         &get_req("gets", &[k]),
-        &cat(&[&value(k, 7, b"new", Some(5)), b"END\r\n"]),
+        &cat(&[&value(k, 7, b"new", Some(version(epoch, 5))), b"END\r\n"]),
     );
     // the other keys: add of an absent key, replace of an absent one, cas
     // of an absent one
@@ -445,10 +447,10 @@ fn storage_commands_with_byte_keys_through_a_proxy() {
         &mut on_a,
         &get_req("gets", &[k, SJIS, FFFE, ASCII]),
         &cat(&[
-            &value(k, 7, b"new", Some(5)),
-            &value(SJIS, 3, b"sjis", Some(1)),
-            &value(FFFE, 0, b"\xff", Some(1)),
-            &value(ASCII, 0, b"ascii", Some(1)),
+            &value(k, 7, b"new", Some(version(epoch, 5))),
+            &value(SJIS, 3, b"sjis", Some(version(epoch, 1))),
+            &value(FFFE, 0, b"\xff", Some(version(epoch, 1))),
+            &value(ASCII, 0, b"ascii", Some(version(epoch, 1))),
             b"END\r\n",
         ]),
     );
@@ -461,6 +463,7 @@ fn storage_commands_with_byte_keys_through_a_proxy() {
 fn multi_get_mixing_byte_and_ascii_keys_through_a_proxy() {
     let c = master_and_proxy("");
     let (a, b) = (0, 1);
+    let v1 = Some(version(c.new_master_epoch(a), 1));
     let mut on_a = c.conn(a);
     expect_raw(&mut on_a, &set(LATIN1, b"latin-1"), b"STORED\r\n");
     expect_raw(&mut on_a, &set(SJIS, b"shift_jis"), b"STORED\r\n");
@@ -476,11 +479,11 @@ fn multi_get_mixing_byte_and_ascii_keys_through_a_proxy() {
         b"END\r\n",
     ]);
     let want_gets = cat(&[
-        &value(ASCII, 0, b"ascii", Some(1)),
-        &value(LATIN1, 0, b"latin-1", Some(1)),
-        &value(SJIS, 0, b"shift_jis", Some(1)),
-        &value(FFFE, 0, b"ff fe", Some(1)),
-        &value(LATIN1, 0, b"latin-1", Some(1)),
+        &value(ASCII, 0, b"ascii", v1),
+        &value(LATIN1, 0, b"latin-1", v1),
+        &value(SJIS, 0, b"shift_jis", v1),
+        &value(FFFE, 0, b"ff fe", v1),
+        &value(LATIN1, 0, b"latin-1", v1),
         b"END\r\n",
     ]);
     // the master itself, then the proxy (twice: the second round shows the
@@ -505,6 +508,7 @@ fn multi_get_mixing_byte_and_ascii_keys_through_a_proxy() {
 fn arith_touch_gat_delete_with_byte_keys_through_a_proxy() {
     let c = master_and_proxy("");
     let (a, b) = (0, 1);
+    let epoch = c.new_master_epoch(a);
     let mut via = c.conn(b);
     expect_raw(&mut via, &set(SJIS, b"10"), b"STORED\r\n");
     expect_raw(&mut via, &line("incr", SJIS, "5"), b"15\r\n");
@@ -551,9 +555,9 @@ fn arith_touch_gat_delete_with_byte_keys_through_a_proxy() {
         &mut on_a,
         &get_req("gets", &[LATIN1, SJIS, FFFE, ASCII]),
         &cat(&[
-            &value(SJIS, 0, b"12", Some(3)),
-            &value(FFFE, 0, b"hello", Some(1)),
-            &value(ASCII, 0, b"y", Some(1)),
+            &value(SJIS, 0, b"12", Some(version(epoch, 3))),
+            &value(FFFE, 0, b"hello", Some(version(epoch, 1))),
+            &value(ASCII, 0, b"y", Some(version(epoch, 1))),
             b"END\r\n",
         ]),
     );
@@ -658,6 +662,7 @@ fn reported_sequence_one_by_one_keeps_the_forwarding_connection_in_sync() {
 fn reported_sequence_pipelined_keeps_the_forwarding_connection_in_sync() {
     let c = master_and_proxy("proxy-concurrency = 1\n");
     let (a, b) = (0, 1);
+    let epoch = c.new_master_epoch(a);
     let mut on_a = c.conn(a);
     expect_raw(&mut on_a, &set(b"k2", b"hello"), b"STORED\r\n");
     expect_raw(&mut on_a, &set(LATIN1, b"abc"), b"STORED\r\n");
@@ -677,7 +682,7 @@ fn reported_sequence_pipelined_keeps_the_forwarding_connection_in_sync() {
         &hit(b"k2", 0, b"hello"),
         b"STORED\r\n",
         &hit(b"k3", 0, b"x"),
-        &value(SJIS, 0, b"sjis", Some(1)),
+        &value(SJIS, 0, b"sjis", Some(version(epoch, 1))),
         b"END\r\n",
         b"NOT_FOUND\r\n",
         &hit(b"k2", 0, b"hello"),
@@ -703,6 +708,7 @@ fn reported_sequence_pipelined_keeps_the_forwarding_connection_in_sync() {
 fn keys_dump_key_and_dump_with_byte_keys() {
     let c = master_and_proxy("");
     let (a, b) = (0, 1);
+    let epoch = c.new_master_epoch(a);
     let mut on_a = c.conn(a);
     let cafe: &[u8] = b"cafe";
     for (k, v) in [
@@ -766,13 +772,16 @@ fn keys_dump_key_and_dump_with_byte_keys() {
     // dump: the records with their raw keys
     assert_eq!(
         raw_dump(c.port(a)),
-        fresh(&[
-            (LATIN1, b"1"),
-            (cafe, b"2"),
-            (SJIS, b"3"),
-            (FFFE, b"4"),
-            (ASCII, b"5")
-        ])
+        fresh(
+            epoch,
+            &[
+                (LATIN1, b"1"),
+                (cafe, b"2"),
+                (SJIS, b"3"),
+                (FFFE, b"4"),
+                (ASCII, b"5")
+            ]
+        )
     );
     // the raw bytes of the Latin-1 record, exactly, among the others (the
     // storage order is not specified)
@@ -791,7 +800,11 @@ fn keys_dump_key_and_dump_with_byte_keys() {
             .expect("bytes"));
         raw.extend_from_slice(&bytes(&mut on_a, n + 2));
     }
-    let record = cat(&[b"VALUE ", LATIN1, b" 0 1 1 0\r\n1\r\n"]);
+    let record = cat(&[
+        b"VALUE ",
+        LATIN1,
+        format!(" 0 1 {} 0\r\n1\r\n", version(epoch, 1)).as_bytes(),
+    ]);
     assert!(
         raw.windows(record.len()).any(|w| w == record.as_slice()),
         "dump has no record {}: {}",
@@ -810,6 +823,7 @@ fn byte_key_writes_reach_an_active_slave() {
     let mut c = Cluster::start(2);
     let (m, s) = (0, 1);
     c.first_master(m);
+    let epoch = c.new_master_epoch(m);
     c.add_slave(s, 1, 0, WAIT);
     let mut mc = c.conn(m);
     let mut sc = c.conn(s);
@@ -854,9 +868,9 @@ fn byte_key_writes_reach_an_active_slave() {
         &mut sc,
         &get_req("gets", &[LATIN1, SJIS, FFFE, ASCII]),
         &cat(&[
-            &value(SJIS, 0, b"42", Some(2)),
-            &value(FFFE, 0, b"hello", Some(1)),
-            &value(ASCII, 0, b"ascii", Some(1)),
+            &value(SJIS, 0, b"42", Some(version(epoch, 2))),
+            &value(FFFE, 0, b"hello", Some(version(epoch, 1))),
+            &value(ASCII, 0, b"ascii", Some(version(epoch, 1))),
             b"END\r\n",
         ]),
     );
@@ -873,6 +887,7 @@ fn a_new_slave_copies_byte_keys_and_becomes_active() {
     let mut c = Cluster::start(1);
     let m = 0;
     c.first_master(m);
+    let epoch = c.new_master_epoch(m);
     let mut mc = c.conn(m);
     expect_raw(&mut mc, &set(LATIN1, b"latin-1"), b"STORED\r\n");
     expect_raw(
@@ -917,9 +932,9 @@ fn a_new_slave_copies_byte_keys_and_becomes_active() {
         &mut sc,
         &get_req("gets", &[LATIN1, SJIS, FFFE]),
         &cat(&[
-            &value(LATIN1, 0, b"latin-1", Some(1)),
-            &value(SJIS, 9, b"sjis!", Some(2)),
-            &value(FFFE, 0, b"\x00\xff\r\n", Some(1)),
+            &value(LATIN1, 0, b"latin-1", Some(version(epoch, 1))),
+            &value(SJIS, 9, b"sjis!", Some(version(epoch, 2))),
+            &value(FFFE, 0, b"\x00\xff\r\n", Some(version(epoch, 1))),
             b"END\r\n",
         ]),
     );
@@ -938,6 +953,8 @@ fn a_partition_split_with_byte_keys_completes_and_keeps_every_key() {
     let mut c = Cluster::start(3);
     let (m0, p, m1) = (0, 1, 2);
     c.first_master(m0);
+    // the copies keep the versions m0 issued
+    let epoch = c.new_master_epoch(m0);
     let p0: [&[u8]; 4] = [LATIN1, SJIS, FFFE, ASCII_P0];
     let p1: [&[u8]; 4] = [LATIN1_P1, SJIS_P1, FFFEFF_P1, ASCII];
     let value_of = |k: &[u8]| cat(&[b"v-", k]);
@@ -951,7 +968,7 @@ fn a_partition_split_with_byte_keys_completes_and_keeps_every_key() {
         .map(|k| (*k, value_of(k)))
         .collect();
     let pairs: Vec<(&[u8], &[u8])> = all.iter().map(|(k, v)| (*k, v.as_slice())).collect();
-    assert_eq!(raw_dump(c.port(m0)), fresh(&pairs));
+    assert_eq!(raw_dump(c.port(m0)), fresh(epoch, &pairs));
 
     // the new partition (as Cluster::add_partition, with the log on failure)
     c.role_ok(m1, "master 1 1");
@@ -973,8 +990,12 @@ fn a_partition_split_with_byte_keys_completes_and_keeps_every_key() {
         .filter(|(k, _)| p0.contains(k))
         .copied()
         .collect();
-    assert_eq!(raw_dump(c.port(m1)), fresh(&p1_pairs), "the new master");
-    let want_m0 = fresh(&p0_pairs);
+    assert_eq!(
+        raw_dump(c.port(m1)),
+        fresh(epoch, &p1_pairs),
+        "the new master"
+    );
+    let want_m0 = fresh(epoch, &p0_pairs);
     wait_until("the moved keys dropped from the old master", WAIT, || {
         raw_dump(c.port(m0)) == want_m0
     });

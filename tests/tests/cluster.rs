@@ -12,8 +12,8 @@
 use std::time::{Duration, Instant};
 
 use flare_e2e::{
-    dump_keys, dump_sorted, expect_value, free_port, rec, run_bounded, value_of, wait_until,
-    Cluster, Conn, Flared, FAST_MONITOR, P0, P1, ROLE_FAILED, WAIT, WIKI_FLARED_CONF,
+    dump_keys, dump_sorted, expect_value, free_port, rec, run_bounded, value_of, version,
+    wait_until, Cluster, Conn, Flared, FAST_MONITOR, P0, P1, ROLE_FAILED, WAIT, WIKI_FLARED_CONF,
     WIKI_FLAREI_CONF,
 };
 
@@ -86,6 +86,9 @@ fn seed_starting_a_node_and_proxying() {
     idx.expect(b"stats nodes\r\n", want.as_bytes());
     assert_eq!(idx.map_version(), 2);
     c.wait_converged(WAIT);
+    // the master's epoch: the node map version under which it became master
+    let epoch = a.map_version();
+    assert_eq!(epoch, 2);
     a.transcript(
         "> set key1 0 0 4
          > test
@@ -125,8 +128,10 @@ fn seed_starting_a_node_and_proxying() {
          < test
          < END",
     );
-    // S3: writes through the proxy land on the master
-    b.transcript(
+    // S3: writes through the proxy land on the master (versions of the
+    // master's epoch)
+    let v1 = version(epoch, 1);
+    b.transcript(&format!(
         "> set foo 0 0 3
          > bar
          < STORED
@@ -135,35 +140,35 @@ fn seed_starting_a_node_and_proxying() {
          < bar
          < END
          > gets foo
-         < VALUE foo 0 3 1
+         < VALUE foo 0 3 {v1}
          < bar
-         < END",
-    );
-    a.transcript(
+         < END"
+    ));
+    a.transcript(&format!(
         "> get foo
          < VALUE foo 0 3
          < bar
          < END
          > gets foo
-         < VALUE foo 0 3 1
+         < VALUE foo 0 3 {v1}
          < bar
-         < END",
-    );
+         < END"
+    ));
     let on_master = dump_sorted(p1);
     assert_eq!(dump_keys(&on_master), vec!["foo", "key1"]);
     assert_eq!(on_master[0].value, b"bar");
-    assert_eq!(on_master[0].version, 1);
+    assert_eq!(on_master[0].version, v1);
     assert!(dump_sorted(c.port(n2)).is_empty(), "a proxy stores nothing");
     b.expect(b"delete foo\r\n", b"DELETED\r\n");
     a.expect(b"get foo\r\n", b"END\r\n");
 
     // TV-58: a request through a proxy node is relayed
-    b.transcript(
+    b.transcript(&format!(
         "> set p1 1 0 2
          > hi
          < STORED
          > gets p1
-         < VALUE p1 1 2 1
+         < VALUE p1 1 2 {v1}
          < hi
          < END
          > incr p1 1
@@ -171,8 +176,8 @@ fn seed_starting_a_node_and_proxying() {
          > delete p1
          < DELETED
          > delete p1
-         < NOT_FOUND",
-    );
+         < NOT_FOUND"
+    ));
     a.expect(b"get p1\r\n", b"END\r\n");
     // a version seen through the proxy is the master's: cas through the proxy
     b.set("c1", 0, b"one");

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use flare_e2e::Flared;
+use flare_e2e::{version, Flared, STANDALONE_EPOCH};
 
 /// 50 connections × 1000 `incr cnt 1` on one key: no lost update, and every
 /// reply value 1 … 50000 is seen exactly once.
@@ -43,8 +43,9 @@ fn concurrent_incr_is_atomic() {
     let want: Vec<u64> = (1..=THREADS * PER_THREAD).collect();
     assert!(all == want, "incr replies are not exactly 1..=50000");
     c.expect(b"get cnt\r\n", b"VALUE cnt 3 5\r\n50000\r\nEND\r\n");
-    let (_, _, version) = c.gets("cnt").unwrap();
-    assert_eq!(version, 1 + THREADS * PER_THREAD);
+    // the set, then one version per incr
+    let (_, _, got) = c.gets("cnt").unwrap();
+    assert_eq!(got, version(STANDALONE_EPOCH, 1 + THREADS * PER_THREAD));
     assert_eq!(c.stat("incr_hits"), (THREADS * PER_THREAD).to_string());
 }
 
@@ -132,20 +133,24 @@ fn pipelined_mixed_requests() {
         delete p1\r\n\
         touch p3 0\r\n\
         version\r\n";
-    let reply: &[u8] = b"STORED\r\n\
+    // p2: set, incr, append = the third version of the epoch
+    let reply = format!(
+        "STORED\r\n\
         VALUE p1 0 3\r\nabc\r\nEND\r\n\
         STORED\r\n\
         15\r\n\
         DELETED\r\n\
         VALUE p2 1 2\r\n15\r\nEND\r\n\
         STORED\r\n\
-        VALUE p2 1 3 3\r\n150\r\nEND\r\n\
+        VALUE p2 1 3 {}\r\n150\r\nEND\r\n\
         ERROR\r\n\
         0\r\n\
         NOT_FOUND\r\n\
         TOUCHED\r\n\
-        VERSION flare-1.3.4\r\n";
-    c.expect(req, reply);
+        VERSION flare-1.3.4\r\n",
+        version(STANDALONE_EPOCH, 3)
+    );
+    c.expect(req, reply.as_bytes());
     c.expect_silence(100);
 }
 

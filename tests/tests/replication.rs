@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flare_e2e::{
-    dump_keys, dump_sorted, expect_value, rec, run_bounded, value_of, wait_until, Cluster, Conn,
-    DumpRecord, LoadClient, FAST_MONITOR, P0, P1, ROLE_FAILED, WAIT, WIKI_FLARED_CONF,
+    dump_keys, dump_sorted, expect_value, rec, run_bounded, value_of, version, wait_until, Cluster,
+    Conn, DumpRecord, LoadClient, FAST_MONITOR, P0, P1, ROLE_FAILED, WAIT, WIKI_FLARED_CONF,
     WIKI_FLAREI_CONF,
 };
 
@@ -169,6 +169,9 @@ fn s6_replication_and_versions() {
     let mut c = Cluster::start(3);
     let (m, p, s) = (0, 1, 2);
     c.first_master(m);
+    // the master issues version(epoch, n); the slave stores them as given
+    let epoch = c.new_master_epoch(m);
+    let v = |n: u64| version(epoch, n);
     c.add_slave(s, 1, 0, WAIT);
     let mut via = c.conn(p);
     let mut mc = c.conn(m);
@@ -194,32 +197,35 @@ fn s6_replication_and_versions() {
         on_master.map(|(_, _, v)| v).unwrap_or(0)
     };
     mc.expect(b"set v 3 0 1 sync\r\na\r\n", b"STORED\r\n");
-    assert_eq!(same(&mut mc, &mut sc, "v"), 1);
+    assert_eq!(same(&mut mc, &mut sc, "v"), v(1));
     mc.expect(b"append v 0 0 1 sync\r\nb\r\n", b"STORED\r\n");
-    assert_eq!(same(&mut mc, &mut sc, "v"), 2);
+    assert_eq!(same(&mut mc, &mut sc, "v"), v(2));
     via.expect(b"prepend v 0 0 1 sync\r\nc\r\n", b"STORED\r\n");
-    assert_eq!(same(&mut mc, &mut sc, "v"), 3);
+    assert_eq!(same(&mut mc, &mut sc, "v"), v(3));
     assert_eq!(sc.get("v"), Some((3, b"cab".to_vec())));
-    via.expect(b"cas v 5 0 1 3 sync\r\nd\r\n", b"STORED\r\n");
-    assert_eq!(same(&mut mc, &mut sc, "v"), 4);
+    via.expect(
+        format!("cas v 5 0 1 {} sync\r\nd\r\n", v(3)).as_bytes(),
+        b"STORED\r\n",
+    );
+    assert_eq!(same(&mut mc, &mut sc, "v"), v(4));
     assert_eq!(sc.get("v"), Some((5, b"d".to_vec())));
     via.expect(b"replace v 0 0 1 sync\r\ne\r\n", b"STORED\r\n");
     via.expect(b"add v 0 0 1 sync\r\nf\r\n", b"NOT_STORED\r\n");
-    assert_eq!(same(&mut mc, &mut sc, "v"), 5);
+    assert_eq!(same(&mut mc, &mut sc, "v"), v(5));
     via.expect(b"add n 0 0 1 sync\r\n5\r\n", b"STORED\r\n");
     via.expect(b"incr n 10 sync\r\n", b"15\r\n");
     via.expect(b"decr n 1 sync\r\n", b"14\r\n");
-    assert_eq!(same(&mut mc, &mut sc, "n"), 3);
+    assert_eq!(same(&mut mc, &mut sc, "n"), v(3));
     expect_value(&mut sc, "n", b"14");
     // touch and gat keep the version and carry the new expiry
     via.expect(b"touch v 1000\r\n", b"TOUCHED\r\n");
     via.expect(b"gat n 2000\r\n", b"VALUE n 0 2\r\n14\r\n");
     wait_same_dump(c.port(m), c.port(s), WAIT);
     let on_slave = dump_sorted(c.port(s));
-    let v = on_slave.iter().find(|r| r.key == "v").expect("v");
-    let n = on_slave.iter().find(|r| r.key == "n").expect("n");
-    assert_eq!((v.version, n.version), (5, 3));
-    assert!(v.expire > 0 && n.expire > v.expire, "{v:?} {n:?}");
+    let rv = on_slave.iter().find(|r| r.key == "v").expect("v");
+    let rn = on_slave.iter().find(|r| r.key == "n").expect("n");
+    assert_eq!((rv.version, rn.version), (v(5), v(3)));
+    assert!(rv.expire > 0 && rn.expire > rv.expire, "{rv:?} {rn:?}");
     mc.expect(b"delete n 0 sync\r\n", b"DELETED\r\n");
     sc.expect(b"get n\r\n", b"END\r\n");
 
@@ -241,7 +247,7 @@ fn s6_replication_and_versions() {
         .into_iter()
         .find(|r| r.key == "r9")
         .expect("r9");
-    assert_eq!((master_r9.flags, master_r9.version), (3, 1));
+    assert_eq!((master_r9.flags, master_r9.version), (3, v(1)));
     wait_until("r9 on the slave", WAIT, || {
         dump_sorted(c.port(s)).contains(&master_r9)
     });
@@ -449,6 +455,8 @@ fn s12_online_partition_split() {
     c.add_node("");
     let (m, p) = (0, 1);
     c.first_master(m);
+    // the old master issues every version; the copies keep them
+    let epoch = c.new_master_epoch(m);
     let mut expected: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut via = c.conn(p);
     for k in P0.iter().chain(P1.iter()) {
@@ -501,7 +509,7 @@ fn s12_online_partition_split() {
     assert_eq!(dump_keys(&copied), sorted(&P1));
     let key5 = copied.iter().find(|r| r.key == "key5").expect("key5");
     assert_eq!(key5.value, b"v2");
-    assert_eq!(key5.version, 2);
+    assert_eq!(key5.version, version(epoch, 2));
     assert_eq!(
         stat_of(c.port(n), "reconstruction_records").as_deref(),
         Some("6")

@@ -3,14 +3,20 @@
 
 use std::time::Duration;
 
-use flare_e2e::{DumpRecord, Flared};
+use flare_e2e::{version, DumpRecord, Flared, STANDALONE_EPOCH};
+
+/// The `n`-th version a key gets from writes without an explicit version on
+/// a standalone node (epoch 1: 2^40 + n).
+fn v(n: u64) -> u64 {
+    version(STANDALONE_EPOCH, n)
+}
 
 /// TV-03 multi-get: order kept, misses omitted, duplicates repeated.
 #[test]
 fn tv03_multi_get() {
     let f = Flared::start();
     let mut c = f.connect();
-    c.transcript(
+    c.transcript(&format!(
         "
         > set a 0 0 1
         > 1
@@ -27,15 +33,16 @@ fn tv03_multi_get() {
         < 2
         < END
         > gets a   b
-        < VALUE a 0 1 1
+        < VALUE a 0 1 {v1}
         < 1
-        < VALUE b 0 1 1
+        < VALUE b 0 1 {v1}
         < 2
         < END
         > get nope
         < END
         ",
-    );
+        v1 = v(1)
+    ));
 }
 
 /// Many keys in one `get` (no limit on their number), misses interleaved.
@@ -106,16 +113,17 @@ fn tv32_touch() {
         ",
     );
     // an optional version is accepted and ignored; touch keeps the version
-    c.transcript(
+    c.transcript(&format!(
         "
         > touch tt 0 77
         < TOUCHED
         > gets tt
-        < VALUE tt 0 1 1
+        < VALUE tt 0 1 {}
         < a
         < END
         ",
-    );
+        v(1)
+    ));
     c.send(b"touch tt 100 noreply\r\ntouch nokey 100 noreply\r\n");
     c.expect_silence(200);
     c.in_sync();
@@ -126,7 +134,7 @@ fn tv32_touch() {
 fn tv33_gat() {
     let f = Flared::start();
     let mut c = f.connect();
-    c.transcript(
+    c.transcript(&format!(
         "
         > set g 4 0 2
         > hi
@@ -143,11 +151,12 @@ fn tv33_gat() {
         > gats 100 g
         < ERROR
         > gets g
-        < VALUE g 4 2 1
+        < VALUE g 4 2 {}
         < hi
         < END
         ",
-    );
+        v(1)
+    ));
     c.send(b"gat g 0 noreply\r\ngat nokey 0 noreply\r\n");
     c.expect_silence(200);
     c.in_sync();
@@ -174,20 +183,23 @@ fn tv34_absolute_time_in_the_past() {
         < END
         ",
     );
-    // an absolute time in the future is kept (year 2100)
-    c.transcript(
+    // an absolute time in the future is kept (year 2100); `add old` built on
+    // the version of the expired record (v(1))
+    c.transcript(&format!(
         "
         > set future 0 4102444800 1
         > f
         < STORED
         > dump
-        < VALUE future 0 1 1 4102444800
+        < VALUE future 0 1 {} 4102444800
         < f
-        < VALUE old 0 1 2 0
+        < VALUE old 0 1 {} 0
         < b
         < END
         ",
-    );
+        v(1),
+        v(2)
+    ));
 }
 
 /// TV-35 (relative expiry) and TV-66 (deleting an expired record) with one
@@ -242,7 +254,7 @@ fn tv35_tv66_relative_expiry() {
         .expect("long")
         .expire;
     std::thread::sleep(Duration::from_millis(2100));
-    c.transcript(
+    c.transcript(&format!(
         "
         > get r
         < END
@@ -264,11 +276,12 @@ fn tv35_tv66_relative_expiry() {
         > n
         < STORED
         > gets r
-        < VALUE r 0 1 2
+        < VALUE r 0 1 {}
         < n
         < END
         ",
-    );
+        v(2)
+    ));
     // the delete hold of 1 s is over
     c.transcript(
         "
@@ -294,10 +307,10 @@ fn tv35_tv66_relative_expiry() {
     assert_eq!(
         dumped,
         [
-            rec("hold", 2, 0, b"3"),
-            rec("kept", 1, 0, b"k"),
-            rec("long", 1, long_expire, b"l"),
-            rec("r", 2, 0, b"n"),
+            rec("hold", v(2), 0, b"3"),
+            rec("kept", v(1), 0, b"k"),
+            rec("long", v(1), long_expire, b"l"),
+            rec("r", v(2), 0, b"n"),
         ]
     );
     let mut keys = c.key_lines("dump_key\r\n");
@@ -384,17 +397,18 @@ fn reads_purge_expired_records() {
     );
     assert_eq!(c.stat("curr_items"), "2");
     // dump skips and purges
-    c.transcript(
+    c.transcript(&format!(
         "
         > dump
-        < VALUE live 0 1 1 0
+        < VALUE live 0 1 {} 0
         < 1
         < END
         > dump_key
         < KEY live
         < END
         ",
-    );
+        v(1)
+    ));
     assert_eq!(c.stat("curr_items"), "1");
 }
 

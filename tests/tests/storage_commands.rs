@@ -3,7 +3,13 @@
 //! §35.1 (TV-01 … TV-09), §35.3 (TV-21 … TV-23), §35.4 (TV-24 … TV-27) and
 //! §35.5 (TV-28 … TV-31).
 
-use flare_e2e::Flared;
+use flare_e2e::{version, Flared, STANDALONE_EPOCH};
+
+/// The `n`-th version a key gets from writes without an explicit version on
+/// a standalone node (epoch 1: 2^40 + n).
+fn v(n: u64) -> u64 {
+    version(STANDALONE_EPOCH, n)
+}
 
 /// TV-01, TV-02, TV-04, TV-05, TV-06, TV-07 replayed in order on one node
 /// (TV-05 relies on `foo` from TV-01).
@@ -23,25 +29,28 @@ fn tv01_to_tv07_basic_storage() {
         < END
         ",
     );
-    // TV-02 gets shows version 1 for a new key, 2 after overwrite
-    c.transcript(
+    // TV-02 gets shows the first version of the epoch (2^40 + 1) for a new
+    // key, the next one after an overwrite
+    c.transcript(&format!(
         "
         > set k 0 0 1
         > a
         < STORED
         > gets k
-        < VALUE k 0 1 1
+        < VALUE k 0 1 {}
         < a
         < END
         > set k 0 0 1
         > b
         < STORED
         > gets k
-        < VALUE k 0 1 2
+        < VALUE k 0 1 {}
         < b
         < END
         ",
-    );
+        v(1),
+        v(2)
+    ));
     // TV-04 empty value
     c.transcript(
         "
@@ -76,7 +85,7 @@ fn tv01_to_tv07_basic_storage() {
         ",
     );
     // TV-06 append/prepend keep flags; missing key
-    c.transcript(
+    c.transcript(&format!(
         "
         > set ap 3 0 2
         > bb
@@ -88,14 +97,15 @@ fn tv01_to_tv07_basic_storage() {
         > aa
         < STORED
         > gets ap
-        < VALUE ap 3 6 3
+        < VALUE ap 3 6 {}
         < aabbcc
         < END
         > append nokey 0 0 1
         > z
         < NOT_STORED
         ",
-    );
+        v(3)
+    ));
     // TV-07 noreply: nothing is sent for the set itself.
     c.send(b"set q 0 0 1 noreply\r\n1\r\n");
     c.expect_silence(200);
@@ -135,15 +145,17 @@ fn noreply_on_every_storage_command() {
           cas none 0 0 1 1 noreply\r\ny\r\n",
     );
     c.expect_silence(300);
-    // set=1, replace=2, append=3, prepend=4; add/cas failed without a reply
-    c.transcript(
+    // set=v(1), replace=v(2), append=v(3), prepend=v(4); add/cas failed
+    // without a reply
+    c.transcript(&format!(
         "
         > gets n none
-        < VALUE n 2 3 4
+        < VALUE n 2 3 {}
         < ecd
         < END
         ",
-    );
+        v(4)
+    ));
 }
 
 /// TV-08: the two bytes after a data block are not checked.
@@ -230,76 +242,86 @@ fn binary_safe_values() {
 fn tv21_cas_outcomes() {
     let f = Flared::start();
     let mut c = f.connect();
-    c.transcript(
+    c.transcript(&format!(
         "
         > set c 0 0 1
         > a
         < STORED
         > gets c
-        < VALUE c 0 1 1
+        < VALUE c 0 1 {v1}
         < a
         < END
         > cas c 0 0 1 9
         > b
         < EXISTS
-        > cas c 0 0 1 1
+        > cas c 0 0 1 {v1}
         > b
         < STORED
         > gets c
-        < VALUE c 0 1 2
+        < VALUE c 0 1 {v2}
         < b
         < END
         > cas nokey 0 0 1 1
         > b
         < NOT_FOUND
         ",
-    );
+        v1 = v(1),
+        v2 = v(2)
+    ));
     // cas replaces flags and value; the stored version is unique + 1
-    c.transcript(
+    c.transcript(&format!(
         "
-        > cas c 8 0 3 2
+        > cas c 8 0 3 {v2}
         > xyz
         < STORED
         > gets c
-        < VALUE c 8 3 3
+        < VALUE c 8 3 {v3}
         < xyz
         < END
         ",
-    );
+        v2 = v(2),
+        v3 = v(3)
+    ));
 }
 
-/// TV-22 explicit version ordering on set.
+/// TV-22 explicit version ordering on set. The explicit versions are above
+/// the standalone epoch floor (2^40), so that the last, version-less `set`
+/// builds on the key's current version (`current + 1`) rather than on the floor.
 #[test]
 fn tv22_explicit_version_ordering() {
     let f = Flared::start();
     let mut c = f.connect();
-    c.transcript(
+    c.transcript(&format!(
         "
-        > set v 0 0 1 10
+        > set v 0 0 1 {v10}
         > a
         < STORED
         > gets v
-        < VALUE v 0 1 10
+        < VALUE v 0 1 {v10}
         < a
         < END
-        > set v 0 0 1 10
+        > set v 0 0 1 {v10}
         > b
         < NOT_STORED
-        > set v 0 0 1 9
+        > set v 0 0 1 {v9}
         > b
         < NOT_STORED
-        > set v 0 0 1 11
+        > set v 0 0 1 {v11}
         > b
         < STORED
         > set v 0 0 1
         > c
         < STORED
         > gets v
-        < VALUE v 0 1 12
+        < VALUE v 0 1 {v12}
         < c
         < END
         ",
-    );
+        v9 = v(9),
+        v10 = v(10),
+        v11 = v(11),
+        v12 = v(12)
+    ));
 }
 
 /// TV-23 version survives delete via the tombstone.
@@ -307,7 +329,7 @@ fn tv22_explicit_version_ordering() {
 fn tv23_version_survives_delete() {
     let f = Flared::start();
     let mut c = f.connect();
-    c.transcript(
+    c.transcript(&format!(
         "
         > set d 0 0 1
         > a
@@ -321,11 +343,12 @@ fn tv23_version_survives_delete() {
         > c
         < STORED
         > gets d
-        < VALUE d 0 1 3
+        < VALUE d 0 1 {}
         < c
         < END
         ",
-    );
+        v(3)
+    ));
 }
 
 /// TV-24 … TV-27 (delete) in order.
@@ -422,7 +445,7 @@ fn tv28_to_tv31_incr_decr() {
         ",
     );
     // TV-29 non-numeric value counts as 0; shrinking length
-    c.transcript(
+    c.transcript(&format!(
         "
         > set s 0 0 5
         > 12abc
@@ -444,11 +467,12 @@ fn tv28_to_tv31_incr_decr() {
         > decr big 91
         < 9
         > gets big
-        < VALUE big 3 1 2
+        < VALUE big 3 1 {}
         < 9
         < END
         ",
-    );
+        v(2)
+    ));
     // TV-30 saturation at 2^64-1 and negative delta
     c.transcript(
         "
@@ -500,7 +524,7 @@ fn versions_of_derived_writes() {
     let f = Flared::start();
     let mut c = f.connect();
     c.set("w", 6, b"1");
-    c.transcript(
+    c.transcript(&format!(
         "
         > append w 0 0 1
         > 2
@@ -513,73 +537,84 @@ fn versions_of_derived_writes() {
         > decr w 3
         < 10
         > gets w
-        < VALUE w 6 2 5
+        < VALUE w 6 2 {}
         < 10
         < END
         ",
-    );
+        v(5)
+    ));
 }
 
 /// Explicit versions (§4.3) on add/replace/append and delete, and tombstones
-/// created by a versioned delete of a missing key.
+/// created by a versioned delete of a missing key. The explicit versions are
+/// above the standalone epoch floor (2^40), so that a later version-less write
+/// builds on them (`current + 1`) rather than on the floor.
 #[test]
 fn explicit_versions_and_tombstones() {
     let f = Flared::start();
     let mut c = f.connect();
-    c.transcript(
+    c.transcript(&format!(
         "
-        > add av 0 0 1 5
+        > add av 0 0 1 {v5}
         > a
         < STORED
         > gets av
-        < VALUE av 0 1 5
+        < VALUE av 0 1 {v5}
         < a
         < END
-        > replace av 0 0 1 5
+        > replace av 0 0 1 {v5}
         > b
         < NOT_STORED
-        > replace av 0 0 1 8
+        > replace av 0 0 1 {v8}
         > b
         < STORED
-        > append av 0 0 1 8
+        > append av 0 0 1 {v8}
         > c
         < NOT_STORED
-        > append av 0 0 1 9
+        > append av 0 0 1 {v9}
         > c
         < STORED
         > gets av
-        < VALUE av 0 2 9
+        < VALUE av 0 2 {v9}
         < bc
         < END
-        > delete av 0 10
+        > delete av 0 {v10}
         < DELETED
         > set av 0 0 1
         > d
         < STORED
         > gets av
-        < VALUE av 0 1 11
+        < VALUE av 0 1 {v11}
         < d
         < END
         ",
-    );
+        v5 = v(5),
+        v8 = v(8),
+        v9 = v(9),
+        v10 = v(10),
+        v11 = v(11)
+    ));
     // a versioned delete of a missing key records a tombstone with that version
-    c.transcript(
+    c.transcript(&format!(
         "
-        > delete ghost 0 41
+        > delete ghost 0 {v41}
         < NOT_FOUND
         > set ghost 0 0 1
         > g
         < STORED
         > gets ghost
-        < VALUE ghost 0 1 42
+        < VALUE ghost 0 1 {v42}
         < g
         < END
-        > delete ghost 0 3
+        > delete ghost 0 {v3}
         < NOT_FOUND
         > delete ghost 0 0
         < DELETED
         ",
-    );
+        v3 = v(3),
+        v41 = v(41),
+        v42 = v(42)
+    ));
     // delete with time 0 = no hold
     c.transcript(
         "
@@ -601,7 +636,7 @@ fn explicit_versions_and_tombstones() {
 fn delete_hold_and_cas() {
     let f = Flared::start();
     let mut c = f.connect();
-    c.transcript(
+    c.transcript(&format!(
         "
         > set h 0 0 1
         > 1
@@ -626,18 +661,21 @@ fn delete_hold_and_cas() {
         < NOT_FOUND
         > get h
         < END
-        > cas h 0 0 1 1
+        > cas h 0 0 1 {v1}
         > x
         < EXISTS
-        > cas h 0 0 1 2
+        > cas h 0 0 1 {v2}
         > y
         < STORED
         > gets h
-        < VALUE h 0 1 3
+        < VALUE h 0 1 {v3}
         < y
         < END
         ",
-    );
+        v1 = v(1),
+        v2 = v(2),
+        v3 = v(3)
+    ));
 }
 
 /// incr/decr keep flags and expiry; value parsing of §11.2.
@@ -691,6 +729,42 @@ fn incr_value_rules() {
     let exp = recs.iter().find(|r| r.key == "exp").unwrap();
     assert_eq!(
         (exp.expire, exp.version, &exp.value[..]),
-        (4102444800, 2, &b"2"[..])
+        (4102444800, v(2), &b"2"[..])
+    );
+}
+
+/// A small cas unique never matches by chance (memcached behaviour,
+/// docs/replication.md §1.1): right after the first `set` of a key its unique
+/// is 2^40 + 1, so `cas k 0 0 1 1` answers `EXISTS` and changes nothing; the
+/// unique `gets` shows does match. Likewise a small explicit version is older
+/// than any version a standalone node issued (`NOT_STORED`).
+#[test]
+fn small_cas_unique_does_not_match_a_new_key() {
+    assert_eq!(v(1), 1099511627777);
+    let f = Flared::start();
+    let mut c = f.connect();
+    c.transcript(
+        "
+        > set k 0 0 1
+        > a
+        < STORED
+        > cas k 0 0 1 1
+        > b
+        < EXISTS
+        > set k 0 0 1 5
+        > b
+        < NOT_STORED
+        > gets k
+        < VALUE k 0 1 1099511627777
+        < a
+        < END
+        > cas k 0 0 1 1099511627777
+        > c
+        < STORED
+        > gets k
+        < VALUE k 0 1 1099511627778
+        < c
+        < END
+        ",
     );
 }

@@ -2,7 +2,7 @@
 //! its view of the cluster.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::collections::HashSet;
@@ -15,7 +15,7 @@ use flare_storage::{RocksEngine, Store};
 
 use crate::config::NodeConfig;
 use crate::reconstruction::{self, Plan, Progress};
-use crate::replication::Replicator;
+use crate::replication::{OnDivergence, Replicator};
 use crate::stats::Counters;
 use crate::topology::Topology;
 
@@ -52,6 +52,8 @@ pub struct Node {
     /// Forwarding connections to other nodes.
     pub peers: Pool,
     pub replicator: Replicator,
+    /// Orders a key's writes on a master with their replication.
+    pub order: OrderLocks,
     pub progress: Progress,
     /// Set after a storage write failure: `ping` answers `SERVER_ERROR storage
     /// error` until restart, so that the index takes the node out.
@@ -64,7 +66,12 @@ impl Node {
             config.proxy_concurrency,
             Duration::from_millis(config.proxy_timeout_ms),
             peer_config(&config),
+            divergence_reporter(&config),
         );
+        // Versions this node issues as a master start above every version
+        // issued before it became master (docs/replication.md §1.1). Until
+        // the first node sync tells the map version: epoch 1.
+        store.enter_epoch(1);
         replicator.set_targets(replication_targets(&topology));
         let limits = Limits {
             max_line: config.max_line_size,
@@ -80,6 +87,7 @@ impl Node {
             topology: RwLock::new(Arc::new(topology)),
             peers: Pool::new(config.proxy_concurrency, peer_config(&config)),
             replicator,
+            order: OrderLocks::new(1024),
             progress: Progress::default(),
             storage_failed: AtomicBool::new(false),
             config: RwLock::new(Arc::new(config)),
@@ -132,6 +140,15 @@ impl Node {
             tracing::info!("node map version {version}: this node {me_before:?} -> {me_after:?}");
         }
         let plan = reconstruction::plan(&before, &after, &self.me);
+        let master = |t: &Topology| t.node(&self.me).is_some_and(|n| n.role == Role::Master);
+        if master(&after) && (!master(&before) || before.version == 0) {
+            // a new mastership (or the first map since start): a new epoch
+            self.store.enter_epoch(version);
+            tracing::info!(
+                "master under node map version {version}: new versions start at {}",
+                self.store.version_floor()
+            );
+        }
         if plan.is_some() {
             tracing::info!("this node is to be rebuilt: emptying the local store first");
             if let Err(e) = self.store.truncate() {
@@ -160,6 +177,50 @@ impl Node {
         tracing::error!("storage i/o error during {what}: {e}");
         self.storage_failed.store(true, Ordering::Relaxed);
     }
+}
+
+/// Striped locks (by key hash) that a master holds while it applies a write
+/// and queues its replication, so that slaves get a key's writes in the
+/// order the master applied them. Held only for those synchronous steps.
+pub struct OrderLocks(Vec<Mutex<()>>);
+
+impl OrderLocks {
+    pub fn new(stripes: usize) -> Self {
+        OrderLocks((0..stripes.max(1)).map(|_| Mutex::new(())).collect())
+    }
+
+    pub fn lock(&self, key: &[u8]) -> MutexGuard<'_, ()> {
+        let i = flare_cluster::murmur(key) as usize % self.0.len();
+        self.0[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A slave that missed a write while still a target has diverged: report it
+/// to the index (`node state <slave> down`), which takes it out of reads; it
+/// must then be rebuilt. Without an index, the error log is all there is.
+fn divergence_reporter(config: &NodeConfig) -> Option<OnDivergence> {
+    if config.index_servers.is_empty() {
+        return None;
+    }
+    let servers = config.index_servers.clone();
+    Some(Arc::new(move |dest: &str| {
+        let Some((host, port)) = dest.rsplit_once(':') else {
+            return;
+        };
+        let line = format!("node state {host} {port} down\r\n");
+        let servers = servers.clone();
+        let dest = dest.to_string();
+        tokio::spawn(async move {
+            tracing::error!(
+                "slave {dest} missed a write: reporting it to the index as down (rebuild it)"
+            );
+            match crate::index_client::command(&servers, &line).await {
+                Ok(reply) if reply == "OK" => {}
+                Ok(reply) => tracing::warn!("index answered [{reply}] to [{}]", line.trim_end()),
+                Err(e) => tracing::warn!("reporting slave {dest} to the index failed: {e}"),
+            }
+        });
+    }))
 }
 
 /// How this node talks to other nodes: `proxy-timeout` bounds connecting and

@@ -14,19 +14,21 @@
 //! `stats` as `replication_dropped`): that slave must then be rebuilt.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use flare_cluster::murmur;
 use flare_proto::client::ReplyKind;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use flare_net::{PeerConfig, Pipe};
 
 /// Writes queued per worker before writers have to wait.
 pub const QUEUE_PER_WORKER: usize = 8192;
+/// Bytes of writes queued for one destination before writers have to wait.
+pub const BYTES_PER_DESTINATION: usize = 64 << 20;
 /// Delivery attempts of one write while its destination stays a target.
 const MAX_ATTEMPTS: u32 = 8;
 
@@ -45,31 +47,110 @@ pub struct Message {
 struct Job {
     msg: Message,
     ack: Option<Ack>,
+    /// This write's share of the destination's byte budget.
+    _bytes: Option<OwnedSemaphorePermit>,
+}
+
+/// Called with a slave's key when it missed a write while still a target:
+/// it has diverged and must be taken out (reported to the index).
+pub type OnDivergence = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What every worker shares.
+struct Shared {
+    /// Current replication targets; updated on every node map change.
+    targets: RwLock<HashSet<String>>,
+    /// Writes queued or in delivery (for the drain at shutdown).
+    pending: AtomicUsize,
+    /// Writes a slave that is still a target never got (queue full, or every
+    /// delivery attempt failed): that slave must be rebuilt.
+    dropped: AtomicU64,
+    /// Slaves already reported as diverged (until they stop being targets).
+    reported: Mutex<HashSet<String>>,
+    on_divergence: Option<OnDivergence>,
+}
+
+impl Shared {
+    fn is_target(&self, dest: &str) -> bool {
+        self.targets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(dest)
+    }
+
+    /// `dest` missed a write. If it is still a target it has diverged: count
+    /// it and report it (once) so that it is taken out of reads.
+    fn missed(&self, dest: &str, why: &str) {
+        if !self.is_target(dest) {
+            tracing::warn!("replication to {dest} failed: {why}");
+            return;
+        }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            "replication to {dest} failed: {why}; that slave missed a write and must be rebuilt"
+        );
+        let first = self
+            .reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dest.to_string());
+        if first {
+            if let Some(report) = &self.on_divergence {
+                report(dest);
+            }
+        }
+    }
+}
+
+/// Room for one write in one destination's queue, taken before the write is
+/// applied (so nothing waits while the key's order lock is held).
+pub struct Reserved {
+    dest: String,
+    /// Waited for by a `sync` write (a slave, not a preparing master).
+    slave: bool,
+    permit: mpsc::OwnedPermit<Job>,
+    bytes: OwnedSemaphorePermit,
 }
 
 /// Replication senders for every destination.
 pub struct Replicator {
-    workers: Mutex<HashMap<String, Vec<mpsc::Sender<Job>>>>,
-    /// Current replication targets; updated on every node map change.
-    targets: Arc<RwLock<HashSet<String>>>,
+    workers: Mutex<HashMap<String, Worker>>,
+    shared: Arc<Shared>,
     concurrency: usize,
     timeout: Duration,
     cfg: PeerConfig,
-    /// Writes a slave that is still a target never got (queue full, or every
-    /// delivery attempt failed): that slave must be rebuilt.
-    pub dropped: Arc<AtomicU64>,
+}
+
+/// The lanes of one destination and its byte budget.
+struct Worker {
+    lanes: Vec<mpsc::Sender<Job>>,
+    budget: Arc<Semaphore>,
 }
 
 impl Replicator {
-    pub fn new(concurrency: usize, timeout: Duration, cfg: PeerConfig) -> Replicator {
+    pub fn new(
+        concurrency: usize,
+        timeout: Duration,
+        cfg: PeerConfig,
+        on_divergence: Option<OnDivergence>,
+    ) -> Replicator {
         Replicator {
             workers: Mutex::default(),
-            targets: Arc::default(),
+            shared: Arc::new(Shared {
+                targets: RwLock::default(),
+                pending: AtomicUsize::new(0),
+                dropped: AtomicU64::new(0),
+                reported: Mutex::default(),
+                on_divergence,
+            }),
             concurrency: concurrency.max(1),
             timeout,
             cfg,
-            dropped: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Writes dropped for slaves that were still targets (`stats`).
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// Replace the set of nodes replication may go to.
@@ -78,69 +159,126 @@ impl Replicator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k, _| targets.contains(k));
-        *self.targets.write().unwrap_or_else(|e| e.into_inner()) = targets;
+        self.shared
+            .reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k| targets.contains(k));
+        *self
+            .shared
+            .targets
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = targets;
     }
 
-    fn sender(&self, dest: &str, key: &[u8]) -> mpsc::Sender<Job> {
+    fn lane(&self, dest: &str, key: &[u8]) -> (mpsc::Sender<Job>, Arc<Semaphore>) {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
-        let list = workers.entry(dest.to_string()).or_insert_with(|| {
-            (0..self.concurrency)
+        let w = workers.entry(dest.to_string()).or_insert_with(|| Worker {
+            lanes: (0..self.concurrency)
                 .map(|_| {
                     let (tx, rx) = mpsc::channel(QUEUE_PER_WORKER);
                     tokio::spawn(worker(
                         dest.to_string(),
                         rx,
-                        Arc::clone(&self.targets),
+                        Arc::clone(&self.shared),
                         self.cfg,
-                        Arc::clone(&self.dropped),
                     ));
                     tx
                 })
-                .collect()
+                .collect(),
+            budget: Arc::new(Semaphore::new(BYTES_PER_DESTINATION)),
         });
-        list[murmur(key) as usize % list.len()].clone()
+        let lane = w.lanes[murmur(key) as usize % w.lanes.len()].clone();
+        (lane, Arc::clone(&w.budget))
     }
 
-    /// Queue one replicated write. With `ack`, the returned receiver resolves
-    /// once the destination confirmed it (or it failed).
-    pub async fn send(
+    /// Take room for one write of about `size` bytes on `key` in the queue
+    /// of each destination (`slaves` are waited for by `sync` writes,
+    /// `others` never), waiting at most `proxy-timeout`. A destination
+    /// without room in time has missed the write: it is reported as
+    /// diverged, and a `sync` write fails.
+    pub async fn reserve(
         &self,
-        dest: &str,
+        slaves: &[String],
+        others: &[String],
         key: &[u8],
-        msg: Message,
-        ack: bool,
-    ) -> Option<oneshot::Receiver<Result<(), String>>> {
-        let (tx, rx) = if ack {
-            let (t, r) = oneshot::channel();
-            (Some(t), Some(r))
-        } else {
-            (None, None)
-        };
-        let sender = self.sender(dest, key);
-        if let Err(e) = sender
-            .send_timeout(Job { msg, ack: tx }, self.timeout)
-            .await
-        {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(
-                "replication queue to {dest} is full or closed ({e}): write on key [{}] not replicated; rebuild that slave",
-                String::from_utf8_lossy(key)
-            );
-            let (mpsc::error::SendTimeoutError::Timeout(job)
-            | mpsc::error::SendTimeoutError::Closed(job)) = e;
-            if let Some(a) = job.ack {
-                let _ = a.send(Err(format!("replication queue to {dest} is full")));
+        size: usize,
+    ) -> (Vec<Reserved>, Vec<(String, String)>) {
+        let mut room = Vec::new();
+        let mut failed = Vec::new();
+        let want = u32::try_from(size.clamp(1, BYTES_PER_DESTINATION)).unwrap_or(u32::MAX);
+        let all = slaves
+            .iter()
+            .map(|d| (d, true))
+            .chain(others.iter().map(|d| (d, false)));
+        for (dest, slave) in all {
+            let (lane, budget) = self.lane(dest, key);
+            let take = async {
+                let bytes = budget.acquire_many_owned(want).await.ok()?;
+                let permit = lane.reserve_owned().await.ok()?;
+                Some((permit, bytes))
+            };
+            match tokio::time::timeout(self.timeout, take).await {
+                Ok(Some((permit, bytes))) => room.push(Reserved {
+                    dest: dest.clone(),
+                    slave,
+                    permit,
+                    bytes,
+                }),
+                _ => {
+                    let why = format!("replication queue to {dest} is full");
+                    self.shared.missed(dest, &why);
+                    if slave {
+                        failed.push((dest.clone(), why));
+                    }
+                }
             }
         }
-        rx
+        (room, failed)
     }
-}
 
-fn is_target(targets: &RwLock<HashSet<String>>, dest: &str) -> bool {
-    targets
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(dest)
+    /// Queue `msg` in the reserved room; never waits. With `wait`, returns
+    /// the receivers of the slaves' acknowledgements.
+    pub fn commit(
+        &self,
+        room: Vec<Reserved>,
+        msg: &Message,
+        wait: bool,
+    ) -> Vec<(String, oneshot::Receiver<Result<(), String>>)> {
+        let mut acks = Vec::new();
+        for r in room {
+            let ack = if wait && r.slave {
+                let (tx, rx) = oneshot::channel();
+                acks.push((r.dest, rx));
+                Some(tx)
+            } else {
+                None
+            };
+            self.shared.pending.fetch_add(1, Ordering::SeqCst);
+            r.permit.send(Job {
+                msg: Message {
+                    wire: msg.wire.clone(),
+                    fallback: msg.fallback.clone(),
+                },
+                ack,
+                _bytes: Some(r.bytes),
+            });
+        }
+        acks
+    }
+
+    /// Wait (at most `limit`) until every queued write was delivered or
+    /// failed. Returns the writes still pending.
+    pub async fn drain(&self, limit: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let n = self.shared.pending.load(Ordering::SeqCst);
+            if n == 0 || tokio::time::Instant::now() >= deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// A reply that means the destination has applied (or already had) the write.
@@ -165,13 +303,7 @@ enum Delivered {
 /// Writes a worker sends back to back before reading their answers.
 const BATCH: usize = 64;
 
-async fn worker(
-    dest: String,
-    mut rx: mpsc::Receiver<Job>,
-    targets: Arc<RwLock<HashSet<String>>>,
-    cfg: PeerConfig,
-    dropped: Arc<AtomicU64>,
-) {
+async fn worker(dest: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, cfg: PeerConfig) {
     let mut pipe: Option<Pipe> = None;
     while let Some(first) = rx.recv().await {
         // Whatever queued up meanwhile goes out pipelined; the answers come
@@ -184,14 +316,14 @@ async fn worker(
             }
         }
         let wires: Vec<Bytes> = batch.iter().map(|j| j.msg.wire.clone()).collect();
-        let results = deliver_all(&dest, &mut pipe, &wires, &targets, &cfg).await;
+        let results = deliver_all(&dest, &mut pipe, &wires, &shared, &cfg).await;
         for (job, mut result) in batch.into_iter().zip(results) {
             if let (Ok(Delivered::NotFound), Some(fallback)) = (&result, &job.msg.fallback) {
                 let again = deliver_all(
                     &dest,
                     &mut pipe,
                     std::slice::from_ref(fallback),
-                    &targets,
+                    &shared,
                     &cfg,
                 )
                 .await;
@@ -202,19 +334,12 @@ async fn worker(
             }
             let result = result.map(|_| ());
             if let Err(e) = &result {
-                if is_target(&targets, &dest) {
-                    // still a slave in the map, but it missed this write
-                    dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(
-                        "replication to {dest} failed: {e}; that slave missed a write and must be rebuilt"
-                    );
-                } else {
-                    tracing::warn!("replication to {dest} failed: {e}");
-                }
+                shared.missed(&dest, e);
             }
             if let Some(ack) = job.ack {
                 let _ = ack.send(result);
             }
+            shared.pending.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
@@ -227,7 +352,7 @@ async fn deliver_all(
     dest: &str,
     pipe: &mut Option<Pipe>,
     wires: &[Bytes],
-    targets: &RwLock<HashSet<String>>,
+    shared: &Shared,
     cfg: &PeerConfig,
 ) -> Vec<Result<Delivered, String>> {
     let mut results: Vec<Result<Delivered, String>> = Vec::with_capacity(wires.len());
@@ -241,7 +366,7 @@ async fn deliver_all(
             break;
         }
         attempts += 1;
-        if !is_target(targets, dest) {
+        if !shared.is_target(dest) {
             let e = format!("{dest} is no longer a replication target");
             results.extend((results.len()..wires.len()).map(|_| Err(e.clone())));
             break;

@@ -35,9 +35,14 @@ pub fn bind_unix(path: &std::path::Path) -> Result<UnixListener, ServerError> {
     })
 }
 
-/// Accept until `stop` turns true; then stop accepting, run `on_stop` (the
-/// shutdown notice), close the connections and wait (bounded) for in-flight
-/// requests to finish.
+/// Longest wait at shutdown for queued replication to be delivered.
+pub const REPLICATION_DRAIN: Duration = Duration::from_secs(10);
+
+/// Accept until `stop` turns true; then stop accepting, close the
+/// connections (waiting, bounded, for in-flight requests), deliver the
+/// queued replication (bounded by [`REPLICATION_DRAIN`]), and only then run
+/// `on_stop` (the shutdown notice that makes the index promote a slave): a
+/// write acknowledged before the stop is on the slaves when one takes over.
 pub async fn run<F, Fut>(
     node: Arc<Node>,
     tcp: TcpListener,
@@ -52,6 +57,11 @@ pub async fn run<F, Fut>(
     if let Some(path) = &node.config().server_socket {
         let _ = std::fs::remove_file(path);
     }
-    on_stop(Arc::clone(&node)).await;
     listener::drain(&node.registry, Duration::from_secs(10)).await;
+    tracing::info!("draining replication queues (at most {REPLICATION_DRAIN:?})");
+    let left = node.replicator.drain(REPLICATION_DRAIN).await;
+    if left > 0 {
+        tracing::warn!("{left} replicated write(s) still undelivered at shutdown");
+    }
+    on_stop(Arc::clone(&node)).await;
 }

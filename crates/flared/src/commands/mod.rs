@@ -54,17 +54,7 @@ pub async fn execute(
                 apply_write(node, request, out);
             }
             WriteRoute::Local { master: true } => {
-                let options = route::write_options(&request);
-                let mut local = BytesMut::new();
-                if let Some(applied) = apply_write(node, request, &mut local) {
-                    if let Err(e) = route::replicate(node, proxy, applied, options).await {
-                        if !options.noreply {
-                            reply::line(out, format_args!("SERVER_ERROR {e}"));
-                        }
-                        return Next::Continue;
-                    }
-                }
-                out.extend_from_slice(&local);
+                route::write_as_master(node, proxy, request, out).await
             }
             WriteRoute::Forward(dest) => {
                 route::forward_write(node, dest, proxy, request, out).await
@@ -127,7 +117,7 @@ pub async fn execute(
 }
 
 /// Apply a write to local storage.
-fn apply_write(node: &Node, request: Request, out: &mut BytesMut) -> Option<Applied> {
+pub(crate) fn apply_write(node: &Node, request: Request, out: &mut BytesMut) -> Option<Applied> {
     match request {
         Request::Store(s) => storage::apply(node, s, out),
         Request::Touch {

@@ -284,58 +284,91 @@ fn replicated_message(node: &Node, applied: &Applied, list: &[String]) -> Option
     })
 }
 
-/// Replicate a write this node executed as master (cluster.md §5.2
-/// post-routing). For a `sync` write (the option, or `replication-type =
-/// sync` without `async`), wait until every slave confirmed; the error names
-/// the slave that did not.
-pub async fn replicate(
-    node: &Node,
+/// Roughly the bytes a write's replicated message takes (its queue budget
+/// is taken before the write is applied).
+fn message_size(req: &Request) -> usize {
+    match req {
+        Request::Store(s) => s.key.len() + s.data.len() + 96,
+        Request::Touch { key, .. }
+        | Request::Gat { key, .. }
+        | Request::Arith { key, .. }
+        | Request::Delete { key, .. } => key.len() + 96,
+        _ => 96,
+    }
+}
+
+/// A write this node executes as the key's master, in one pass (cluster.md
+/// §5.2 post-routing, docs/replication.md §1): take room in every slave's
+/// queue first (waiting at most `proxy-timeout`), then, under the key's
+/// order lock, apply the write and queue its replicated form, so every
+/// slave receives a key's writes in the order the master applied them. A
+/// `sync` write (the option, or `replication-type = sync` without `async`)
+/// then waits until every slave confirmed; the error names the slave that
+/// did not.
+pub async fn write_as_master(
+    node: &std::sync::Arc<Node>,
     proxy: Option<&[String]>,
-    applied: Applied,
-    options: WriteOptions,
-) -> Result<(), String> {
+    request: Request,
+    out: &mut BytesMut,
+) {
+    let options = write_options(&request);
+    let Some(key) = write_key(&request).cloned() else {
+        super::apply_write(node, request, out);
+        return;
+    };
     // Loop guard: a request that already passed this node twice is not
     // replicated again.
-    if let Some(list) = proxy {
-        if list.iter().filter(|k| *k == &node.me).count() >= 2 {
-            return Ok(());
-        }
-    }
-    let key = match &applied {
-        Applied::Record(k) | Applied::Delete(k, ..) | Applied::Touch(k, _) => k.clone(),
-    };
+    let looped = proxy.is_some_and(|l| l.iter().filter(|k| *k == &node.me).count() >= 2);
     let targets = node
         .topology()
         .router(&node.me)
         .replicas(&key, proxy.is_some());
-    if targets.slaves.is_empty() && targets.preparing_master.is_none() {
-        return Ok(());
-    }
-    let mut list = proxy.map(<[String]>::to_vec).unwrap_or_default();
-    list.push(node.me.clone());
-    let Some((key, msg)) = replicated_message(node, &applied, &list) else {
-        return Ok(());
+    let others: Vec<String> = targets.preparing_master.iter().cloned().collect();
+    let (room, mut failed) = if looped || (targets.slaves.is_empty() && others.is_empty()) {
+        (Vec::new(), Vec::new())
+    } else {
+        node.replicator
+            .reserve(&targets.slaves, &others, &key, message_size(&request))
+            .await
     };
     let wait = options.sync || (node.config().replication_sync && !options.asynchronous);
-    let mut acks = Vec::new();
-    for slave in &targets.slaves {
-        let copy = Message {
-            wire: msg.wire.clone(),
-            fallback: msg.fallback.clone(),
-        };
-        if let Some(rx) = node.replicator.send(slave, &key, copy, wait).await {
-            acks.push((slave.clone(), rx));
+    let mut local = BytesMut::new();
+    let acks = {
+        let _order = node.order.lock(&key);
+        match super::apply_write(node, request, &mut local) {
+            // nothing changed: nothing to replicate (the room is freed)
+            None => {
+                failed.clear();
+                Vec::new()
+            }
+            Some(_) if room.is_empty() => Vec::new(),
+            Some(applied) => {
+                let mut list = proxy.map(<[String]>::to_vec).unwrap_or_default();
+                list.push(node.me.clone());
+                match replicated_message(node, &applied, &list) {
+                    Some((_, msg)) => node.replicator.commit(room, &msg, wait),
+                    None => Vec::new(),
+                }
+            }
+        }
+    };
+    if wait {
+        for (slave, rx) in acks {
+            match rx.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failed.push((slave, e)),
+                Err(_) => failed.push((slave, "sender stopped".to_string())),
+            }
+        }
+        if let Some((slave, e)) = failed.first() {
+            if !options.noreply {
+                reply::line(
+                    out,
+                    format_args!("SERVER_ERROR replication to {slave} failed: {e}"),
+                );
+            }
+            return;
         }
     }
-    if let Some(pm) = &targets.preparing_master {
-        node.replicator.send(pm, &key, msg, false).await;
-    }
-    for (slave, rx) in acks {
-        match rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("replication to {slave} failed: {e}")),
-            Err(_) => return Err(format!("replication to {slave} failed: sender stopped")),
-        }
-    }
-    Ok(())
+    out.extend_from_slice(&local);
 }

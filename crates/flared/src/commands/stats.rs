@@ -77,7 +77,7 @@ fn reconstruction(node: &Node, out: &mut BytesMut) {
     let p = &node.progress;
     let state = p.state();
     let cleaned = p.cleaned.load(Ordering::Relaxed);
-    let dropped = node.replicator.dropped.load(Ordering::Relaxed);
+    let dropped = node.replicator.dropped();
     if state.is_empty() && cleaned == 0 && dropped == 0 {
         return;
     }

@@ -6,7 +6,7 @@
 //! no lock; only the lazy purge of an expired record takes the stripe lock and
 //! re-checks that the record is still the expired one.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use crate::cache::RecordCache;
@@ -94,6 +94,21 @@ pub struct Store<E: KvEngine> {
     stripes: Vec<Mutex<Stripe>>,
     global: RwLock<()>,
     items: AtomicI64,
+    /// Lowest version a new write gets (docs/replication.md §1.1): the
+    /// epoch of this node's mastership in the high bits, so versions issued
+    /// after a failover are above every version an earlier master issued.
+    version_floor: AtomicU64,
+}
+
+/// Bits of a version below the epoch.
+pub const EPOCH_SHIFT: u32 = 40;
+/// Largest epoch (the rest of the 64 bits).
+pub const MAX_EPOCH: u64 = (1 << (64 - EPOCH_SHIFT)) - 1;
+
+/// The first version of `epoch`: `epoch << 40` (epochs above [`MAX_EPOCH`]
+/// count as [`MAX_EPOCH`]).
+pub fn epoch_floor(epoch: u64) -> u64 {
+    epoch.min(MAX_EPOCH) << EPOCH_SHIFT
 }
 
 /// Stripe index of a key (FNV-1a; internal only).
@@ -149,6 +164,25 @@ impl Current {
 }
 
 impl<E: KvEngine> Store<E> {
+    /// The version a write without an explicit version gets: one above the
+    /// key's current version, and above the version floor.
+    fn next_version(&self, current: u64) -> u64 {
+        current
+            .max(self.version_floor.load(Ordering::Relaxed))
+            .wrapping_add(1)
+    }
+
+    /// Raise the version floor to `epoch_floor(epoch)` (never lowers it).
+    pub fn enter_epoch(&self, epoch: u64) {
+        self.version_floor
+            .fetch_max(epoch_floor(epoch), Ordering::Relaxed);
+    }
+
+    /// The current version floor.
+    pub fn version_floor(&self) -> u64 {
+        self.version_floor.load(Ordering::Relaxed)
+    }
+
     /// Wrap an engine; counts the records once (for `curr_items`).
     pub fn open(engine: E, config: StoreConfig) -> Result<Self, StorageError> {
         let slots = config.lock_slots.max(1);
@@ -171,6 +205,7 @@ impl<E: KvEngine> Store<E> {
             stripes,
             global: RwLock::new(()),
             items: AtomicI64::new(count),
+            version_floor: AtomicU64::new(0),
         })
     }
 
@@ -296,7 +331,7 @@ impl<E: KvEngine> Store<E> {
         let mut new_version = if w.version > 0 {
             w.version
         } else {
-            cur.version().wrapping_add(1)
+            self.next_version(cur.version())
         };
         match mode {
             StoreMode::Set => {}
@@ -328,7 +363,7 @@ impl<E: KvEngine> Store<E> {
                 if unique != expected {
                     return Ok(StoreOutcome::Exists);
                 }
-                new_version = unique.wrapping_add(1);
+                new_version = self.next_version(unique);
             }
         }
         if w.version > 0 && !matches!(mode, StoreMode::Cas(_)) {
@@ -420,7 +455,7 @@ impl<E: KvEngine> Store<E> {
         } else {
             n.saturating_sub(delta)
         };
-        let version = r.version.wrapping_add(1);
+        let version = self.next_version(r.version);
         let text = value.to_string();
         self.save(
             &mut stripe,

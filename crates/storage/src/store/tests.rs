@@ -303,3 +303,46 @@ fn dump_import_rule() {
         Some(StoreOutcome::NotStored)
     );
 }
+
+#[test]
+fn epochs_put_new_versions_above_every_older_one() {
+    let s = store();
+    let e1 = epoch_floor(1);
+    s.enter_epoch(1);
+    assert_eq!(
+        s.store(StoreMode::Set, w(b"k", b"a"), NOW).ok(),
+        Some(stored(e1 + 1))
+    );
+    // a small cas unique never matches by chance
+    assert_eq!(
+        s.store(StoreMode::Cas(1), w(b"k", b"x"), NOW).ok(),
+        Some(StoreOutcome::Exists)
+    );
+    assert_eq!(
+        s.store(StoreMode::Cas(e1 + 1), w(b"k", b"b"), NOW).ok(),
+        Some(stored(e1 + 2))
+    );
+    // an explicit version from an older epoch is stored as given
+    let old = WriteRequest {
+        version: 7,
+        ..w(b"o", b"x")
+    };
+    assert_eq!(s.store(StoreMode::Set, old, NOW).ok(), Some(stored(7)));
+    // a later epoch: every key's next version is above the floor
+    s.enter_epoch(5);
+    assert_eq!(
+        s.store(StoreMode::Set, w(b"k", b"c"), NOW).ok(),
+        Some(stored(epoch_floor(5) + 1))
+    );
+    assert_eq!(
+        s.arith(b"o", 1, true, NOW).ok(),
+        Some(ArithOutcome::Value {
+            value: 1,
+            version: epoch_floor(5) + 1
+        })
+    );
+    // the floor never goes down
+    s.enter_epoch(2);
+    assert_eq!(s.version_floor(), epoch_floor(5));
+    assert_eq!(epoch_floor(u64::MAX), MAX_EPOCH << EPOCH_SHIFT);
+}
