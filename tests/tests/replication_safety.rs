@@ -206,3 +206,64 @@ fn one_key_written_from_two_connections_ends_the_same_on_the_slave() {
         );
     }
 }
+
+/// Fencing: the index replaced a master that did not hear of it (here: it
+/// holds a map with a version above anything the index will send, so it
+/// refuses the index's syncs, as a master cut off from the index would miss
+/// them). Its `sync` writes used to be applied by the promoted slave as if a
+/// client had sent them, and acknowledged. Now the new master and the other
+/// slave refuse them, the write is not acknowledged, and the refusing
+/// slaves are not reported as diverged.
+#[test]
+fn a_replaced_master_cannot_acknowledge_sync_writes() {
+    let mut c = Cluster::start(3);
+    let (m, s1, s2) = (0, 1, 2);
+    c.first_master(m);
+    c.add_slave(s1, 2, 0, WAIT);
+    c.add_slave(s2, 1, 0, WAIT);
+
+    let mut sync = String::from("node sync 1000000\r\n");
+    for (key, r) in c.records() {
+        sync.push_str(&r.node_line(&key));
+    }
+    sync.push_str("END\r\n");
+    c.conn(m).expect(sync.as_bytes(), b"OK\r\n");
+
+    c.state_ok(m, "down");
+    let (tt1, tt2) = (c.tt(s1), c.tt(s2));
+    c.wait_records(
+        &[
+            (s1, rec("master", "active", 0, 2, tt1)),
+            (s2, rec("slave", "active", 0, 1, tt2)),
+        ],
+        WAIT,
+    );
+    let want = c.index_conn().nodes_raw();
+    wait_until(
+        "the promoted master and the slave have the new map",
+        WAIT,
+        || c.conn(s1).nodes_raw() == want && c.conn(s2).nodes_raw() == want,
+    );
+
+    let mut old = c.conn(m);
+    old.send(b"set fenced 0 0 1 sync\r\nX\r\n");
+    let reply = old.read_line();
+    assert!(
+        reply.starts_with("SERVER_ERROR replication to ") && reply.contains("fenced"),
+        "a replaced master must not acknowledge a sync write: {reply:?}"
+    );
+    c.conn(s1).expect(b"get fenced\r\n", b"END\r\n");
+    c.conn(s2).expect(b"get fenced\r\n", b"END\r\n");
+    // the slaves that refused are not taken out
+    c.wait_records(
+        &[
+            (s1, rec("master", "active", 0, 2, tt1)),
+            (s2, rec("slave", "active", 0, 1, tt2)),
+        ],
+        WAIT,
+    );
+    // and the new master still takes writes, replicated to the slave
+    c.conn(s1)
+        .expect(b"set after 0 0 1 sync\r\nY\r\n", b"STORED\r\n");
+    expect_value(&mut c.conn(s2), "after", b"Y");
+}

@@ -283,6 +283,30 @@ impl Router<'_> {
         }
     }
 
+    /// Whether `sender` may replicate a write of `key` to this node: it is
+    /// the master of the key's partition, or, while the key moves to the
+    /// partition being prepared, that partition's master. Anything else that
+    /// reaches a partition member as a proxied write comes from a node with a
+    /// stale map (a former master, a proxy that missed a failover): fencing
+    /// refuses it (docs/replication.md §6.1).
+    pub fn may_replicate(&self, key: &[u8], sender: &str) -> bool {
+        let count = self.maps.active_count();
+        let Some(p) = self
+            .partition_of(key, count)
+            .and_then(|n| self.maps.active.get(n as usize))
+        else {
+            return false;
+        };
+        if p.is_master(sender) {
+            return true;
+        }
+        self.maps
+            .prepare
+            .as_ref()
+            .filter(|_| self.partition_of(key, count + 1) == Some(count as u32))
+            .is_some_and(|pp| pp.is_master(sender))
+    }
+
     /// Where a write executed here must be replicated (cluster.md §5.2
     /// post-routing): the slaves of the partition this node is the master of
     /// for the key (preparing slaves included), and, while a partition is
@@ -409,6 +433,10 @@ mod tests {
             ReadRoute::Remote("h:2".into())
         );
         assert_eq!(r("h:2").read(b"foo", |_| 0), ReadRoute::Local);
+        // only a key's master may replicate it
+        assert!(r("h:3").may_replicate(b"foo", "h:2"));
+        assert!(!r("h:3").may_replicate(b"foo", "h:1"));
+        assert!(!r("h:3").may_replicate(b"bar", "h:3"));
         let empty = PartitionMaps::default();
         let r0 = Router {
             maps: &empty,

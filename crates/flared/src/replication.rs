@@ -25,8 +25,13 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use flare_net::{PeerConfig, Pipe};
 
+use crate::commands::FENCED;
+
 /// Writes queued per worker before writers have to wait.
 pub const QUEUE_PER_WORKER: usize = 8192;
+/// Prefix of the error of a write every attempt of which was fenced.
+const FENCED_BY: &str = "fenced by the destination:";
+
 /// Bytes of writes queued for one destination before writers have to wait.
 pub const BYTES_PER_DESTINATION: usize = 64 << 20;
 /// Delivery attempts of one write while its destination stays a target.
@@ -82,6 +87,17 @@ impl Shared {
     fn missed(&self, dest: &str, why: &str) {
         if !self.is_target(dest) {
             tracing::warn!("replication to {dest} failed: {why}");
+            return;
+        }
+        if why.starts_with(FENCED_BY) {
+            // Not the slave's fault: its node map says this node is not the
+            // key's master. Either this node was replaced (the index promoted
+            // another node while this one did not hear of it) or the slave is
+            // behind; reporting it could take a good slave out.
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                "replication to {dest} refused: {why}; is this node still the master? (check `stats nodes` on the index)"
+            );
             return;
         }
         self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -359,9 +375,14 @@ async fn deliver_all(
     let mut backoff = Duration::from_millis(50);
     let mut last = String::new();
     let mut attempts = 0;
+    let mut fenced = false;
     while results.len() < wires.len() {
         if attempts >= MAX_ATTEMPTS {
-            let e = format!("{dest}: {last}");
+            let e = if fenced {
+                format!("{FENCED_BY} {last}")
+            } else {
+                format!("{dest}: {last}")
+            };
             results.extend((results.len()..wires.len()).map(|_| Err(e.clone())));
             break;
         }
@@ -391,8 +412,21 @@ async fn deliver_all(
             }
         }
         let mut failed = answers.is_empty();
+        fenced = false;
         for rx in answers {
             match tokio::time::timeout(cfg.io_timeout, rx).await {
+                Ok(Ok(Ok(reply))) if reply.starts_with(FENCED.as_bytes()) => {
+                    // the destination's map disagrees about who is master:
+                    // if it is behind, it catches up within moments; if this
+                    // node was replaced, every attempt is refused
+                    last = format!(
+                        "{dest} refused: {}",
+                        String::from_utf8_lossy(&reply).trim_end()
+                    );
+                    fenced = true;
+                    failed = true;
+                    break;
+                }
                 Ok(Ok(Ok(reply))) => results.push(match acknowledged(&reply) {
                     Some(d) => Ok(d),
                     None => Err(format!(
@@ -418,7 +452,9 @@ async fn deliver_all(
             }
         }
         if failed && results.len() < wires.len() {
-            *pipe = None;
+            if !fenced {
+                *pipe = None;
+            }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }

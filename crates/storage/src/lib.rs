@@ -23,5 +23,6 @@ pub use error::StorageError;
 pub use record::Record;
 pub use rocks::{Compression, FsyncPolicy, RocksConfig, RocksEngine};
 pub use store::{
-    ArithOutcome, DeleteOutcome, Store, StoreConfig, StoreMode, StoreOutcome, WriteRequest,
+    epoch_floor, ArithOutcome, DeleteOutcome, Store, StoreConfig, StoreMode, StoreOutcome,
+    WriteRequest, EPOCH_SHIFT, MAX_EPOCH,
 };

@@ -25,6 +25,7 @@ use flare_proto::reply;
 use flare_proto::Request;
 
 pub use flare_net::Next;
+pub use route::FENCED;
 
 use crate::node::Node;
 
@@ -49,7 +50,15 @@ pub async fn execute(
 ) -> Next {
     let proxy = proxy.as_deref();
     if let Some(key) = route::write_key(&request) {
-        match route::route_write(node, key, proxy) {
+        let route = route::route_write(node, key, proxy);
+        if let (Some(list), WriteRoute::Local { master }) = (proxy, &route) {
+            if let Some(refusal) = route::fence(node, key, list, &request, *master) {
+                tracing::warn!("{}", refusal.trim_end());
+                out.extend_from_slice(refusal.as_bytes());
+                return Next::Continue;
+            }
+        }
+        match route {
             WriteRoute::Local { master: false } => {
                 apply_write(node, request, out);
             }

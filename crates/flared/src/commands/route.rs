@@ -155,6 +155,51 @@ pub async fn forward_write(
     }
 }
 
+/// The start of the answer to a fenced write (the replication sender
+/// recognises it).
+pub const FENCED: &str = "SERVER_ERROR fenced:";
+
+/// Fencing (docs/replication.md §6.1): a proxied write that reaches a member
+/// of the key's partition is accepted only from a node this node's map
+/// allows to replicate the key. Returns the refusal line otherwise:
+/// * on a slave, a write from anyone but the key's master (a former master
+///   that missed the failover, or a proxy with a stale map);
+/// * on the master, a write in replicated form (a versioned `set` or
+///   `delete`) whose version is from an epoch before this node became
+///   master: it comes from a former master.
+pub fn fence(
+    node: &Node,
+    key: &[u8],
+    proxy: &[String],
+    req: &Request,
+    master: bool,
+) -> Option<String> {
+    let sender = proxy.last()?;
+    if sender == &node.me || node.config().index_servers.is_empty() {
+        // a standalone node has no replicas and no former masters
+        return None;
+    }
+    let topology = node.topology();
+    if topology.router(&node.me).may_replicate(key, sender) {
+        return None;
+    }
+    if master {
+        let version = match req {
+            Request::Store(s) if s.kind == StoreKind::Set => s.version,
+            Request::Delete { version, .. } => *version,
+            _ => 0,
+        };
+        let epoch = |v: u64| v >> flare_storage::EPOCH_SHIFT;
+        if version == 0 || epoch(version) >= epoch(node.store.version_floor()) {
+            return None;
+        }
+    }
+    Some(format!(
+        "{FENCED} {sender} is not the master of this key in node map {}\r\n",
+        topology.version
+    ))
+}
+
 /// Answer of a write that cannot be routed.
 pub fn unroutable(route: &WriteRoute, out: &mut BytesMut) {
     match route {
