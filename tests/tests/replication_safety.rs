@@ -267,3 +267,51 @@ fn a_replaced_master_cannot_acknowledge_sync_writes() {
         .expect(b"set after 0 0 1 sync\r\nY\r\n", b"STORED\r\n");
     expect_value(&mut c.conn(s2), "after", b"Y");
 }
+
+/// Deletes replicated to a slave while it copies its partition must win over
+/// the copy, however many there are. They were kept only in the tombstone
+/// cache (here 16 entries), which evicted them, and the copy then brought the
+/// deleted keys back on the slave.
+#[test]
+fn deletes_during_a_long_copy_do_not_come_back() {
+    // 20 ms per copied record: the 300-record copy takes about 6 s
+    let mut c = Cluster::start_with(
+        FAST_MONITOR,
+        "storage-cache-size = 16\nreconstruction-interval = 20000\n",
+        2,
+    );
+    let (m, s) = (0, 1);
+    c.first_master(m);
+    let mut mc = c.conn(m);
+    for i in 0..300 {
+        mc.set(&format!("d{i:03}"), 0, b"v");
+    }
+    c.role_ok(s, "slave 0 0");
+    let mut sc = c.conn(s);
+    wait_until("the copy is running", WAIT, || {
+        sc.stats("")
+            .iter()
+            .any(|(k, v)| k == "reconstruction_state" && v == "running")
+            && sc.stat("reconstruction_records") != "0"
+    });
+    for i in 100..300 {
+        mc.expect(format!("delete d{i:03}\r\n").as_bytes(), b"DELETED\r\n");
+    }
+    assert_eq!(
+        sc.stat("reconstruction_state"),
+        "running",
+        "the deletes must happen while the copy runs"
+    );
+    let tt = c.tt(s);
+    c.wait_records(
+        &[(s, rec("slave", "active", 0, 0, tt))],
+        Duration::from_secs(60),
+    );
+    let (on_master, on_slave) = (dump_sorted(c.port(m)), dump_sorted(c.port(s)));
+    assert_eq!(on_master.len(), 100);
+    assert_eq!(
+        dump_keys(&on_slave),
+        dump_keys(&on_master),
+        "deleted keys came back on the slave"
+    );
+}

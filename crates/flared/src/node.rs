@@ -154,6 +154,8 @@ impl Node {
             if let Err(e) = self.store.truncate() {
                 tracing::error!("emptying the store before reconstruction failed: {e}");
             }
+            // deletes replicated during the copy must win over the copy
+            self.store.begin_rebuild();
         }
         let targets = replication_targets(&after);
         let keys: HashSet<String> = after.nodes.iter().map(NodeLine::key).collect();

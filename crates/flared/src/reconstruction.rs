@@ -17,6 +17,9 @@ use crate::index_client;
 use crate::node::{now, Node};
 use crate::topology::Topology;
 
+/// Keys the cleanup after a split reads (and deletes from) at a time.
+const CLEANUP_PAGE: usize = 1000;
+
 /// Without data for this long, a dump source is considered dead.
 const DUMP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -154,6 +157,7 @@ pub fn start(node: Arc<Node>, plan: Plan) {
             tracing::info!("reconstruction: dump of partition {partition}/{count} from {source}");
             result = dump_from(&node, source, partition, *count, interval, per_source_bw).await;
         }
+        node.store.end_rebuild();
         let report = match &result {
             Ok(()) => {
                 progress.set_state("done");
@@ -327,25 +331,12 @@ pub fn cleanup_after_split(node: Arc<Node>, before: &Topology, after: &Topology)
     let table = Arc::clone(&after.table);
     let hash = after.hash;
     tokio::task::spawn_blocking(move || {
-        let mut moved: Vec<Vec<u8>> = Vec::new();
-        let scan = node.store.scan_keys(&mut |k| {
-            if let Some(p) = table.partition_of_key(hash, k, new as u32) {
-                if p as usize >= old && p as usize != mine {
-                    moved.push(k.to_vec());
-                }
-            }
-            true
-        });
-        if let Err(e) = scan {
-            tracing::error!("cleanup after partition split: scan failed: {e}");
-            return;
-        }
         tracing::info!(
-            "cleanup after partition split: deleting {} keys that moved away from partition {mine}",
-            moved.len()
+            "cleanup after partition split: deleting the keys that moved away from partition {mine}"
         );
-        // Paced: batches of 1000 with a pause, and no faster than
+        // Paced: pages of 1000 keys with a pause, and no faster than
         // `reconstruction-bwlimit` KiB/s of deleted keys when that is set.
+        // Memory: one page of keys at a time, however large the store.
         let bwlimit = node
             .config()
             .settings
@@ -356,12 +347,30 @@ pub fn cleanup_after_split(node: Arc<Node>, before: &Topology, after: &Topology)
             .max(0) as u64;
         let started = std::time::Instant::now();
         let mut bytes: u64 = 0;
-        for chunk in moved.chunks(1000) {
-            for k in chunk {
-                if node.store.delete(k, 0, 0, now()).is_ok() {
-                    node.progress.cleaned.fetch_add(1, Ordering::Relaxed);
+        let mut deleted: u64 = 0;
+        let mut last: Option<Vec<u8>> = None;
+        loop {
+            let page = match node.store.keys_page(b"", last.as_deref(), CLEANUP_PAGE) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!("cleanup after partition split: scan failed: {e}");
+                    return;
                 }
-                bytes += k.len() as u64 + crate::RECORD_OVERHEAD;
+            };
+            let full = page.len() == CLEANUP_PAGE;
+            for k in &page {
+                let moved = table
+                    .partition_of_key(hash, k, new as u32)
+                    .is_some_and(|p| p as usize >= old && p as usize != mine);
+                if moved && node.store.delete(k, 0, 0, now()).is_ok() {
+                    node.progress.cleaned.fetch_add(1, Ordering::Relaxed);
+                    deleted += 1;
+                    bytes += k.len() as u64 + crate::RECORD_OVERHEAD;
+                }
+            }
+            last = page.into_iter().last();
+            if !full || last.is_none() {
+                break;
             }
             let mut pause = Duration::from_millis(5);
             if bwlimit > 0 {
@@ -370,5 +379,6 @@ pub fn cleanup_after_split(node: Arc<Node>, before: &Topology, after: &Topology)
             }
             std::thread::sleep(pause);
         }
+        tracing::info!("cleanup after partition split: {deleted} keys deleted");
     });
 }

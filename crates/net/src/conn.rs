@@ -130,12 +130,13 @@ impl<'a> Out<'a> {
         }
     }
 
-    /// Write `chunk` after what is buffered, without copying a large chunk
-    /// into the buffer.
+    /// Write what is buffered and then `chunk`, now (a stream whose pieces
+    /// must not wait for the buffer to fill, like a paced `dump`), without
+    /// copying a large chunk into the buffer.
     pub async fn write_through(&mut self, chunk: &[u8]) -> bool {
         if chunk.len() < FLUSH_AT / 4 {
             self.buf.extend_from_slice(chunk);
-            return self.flush_if_full().await;
+            return self.flush().await;
         }
         if !self.flush().await {
             return false;

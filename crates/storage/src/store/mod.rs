@@ -6,6 +6,7 @@
 //! no lock; only the lazy purge of an expired record takes the stripe lock and
 //! re-checks that the record is still the expired one.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
@@ -86,6 +87,10 @@ pub enum DeleteOutcome {
 struct Stripe {
     tombstones: Tombstones,
     cache: RecordCache,
+    /// While the node is being rebuilt: every key deleted since, with the
+    /// delete's version, kept whatever the size of the tombstone cache, so
+    /// that the copy cannot bring a deleted key back (`None` otherwise).
+    pinned: Option<HashMap<Vec<u8>, u64>>,
 }
 
 /// The record store.
@@ -192,6 +197,7 @@ impl<E: KvEngine> Store<E> {
                 Mutex::new(Stripe {
                     tombstones: Tombstones::new(per_stripe),
                     cache: RecordCache::new(config.record_cache_bytes / slots),
+                    pinned: None,
                 })
             })
             .collect();
@@ -404,7 +410,12 @@ impl<E: KvEngine> Store<E> {
             (None, Some(t)) => t.version,
             (None, None) => 0,
         };
-        if record.version <= known {
+        let pinned = stripe
+            .pinned
+            .as_ref()
+            .and_then(|p| p.get(key).copied())
+            .unwrap_or(0);
+        if record.version <= known.max(pinned) {
             return Ok(StoreOutcome::NotStored);
         }
         self.save(&mut stripe, key, record.encode())?;
@@ -481,6 +492,11 @@ impl<E: KvEngine> Store<E> {
             return Ok(DeleteOutcome::NotFound);
         }
         let tomb_expire = if hold_expire > 0 { hold_expire } else { now };
+        let pin_version = if version > 0 { version } else { cur.version() };
+        if let Some(pinned) = stripe.pinned.as_mut() {
+            let v = pinned.entry(key.to_vec()).or_insert(0);
+            *v = (*v).max(pin_version);
+        }
         let Some(r) = cur.record else {
             if version > 0 {
                 stripe.tombstones.insert(
@@ -513,6 +529,26 @@ impl<E: KvEngine> Store<E> {
     }
 
     /// flush_all: remove every record and forget every tombstone.
+    /// A reconstruction starts: from now until [`Store::end_rebuild`] every
+    /// delete is remembered (key and version) however many there are, so
+    /// that [`Store::import`] never brings back a key deleted meanwhile. The
+    /// memory this takes is one entry per key deleted during the copy.
+    pub fn begin_rebuild(&self) {
+        for s in &self.stripes {
+            s.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pinned
+                .get_or_insert_with(HashMap::new);
+        }
+    }
+
+    /// The reconstruction ended: forget the remembered deletes.
+    pub fn end_rebuild(&self) {
+        for s in &self.stripes {
+            s.lock().unwrap_or_else(|e| e.into_inner()).pinned = None;
+        }
+    }
+
     pub fn truncate(&self) -> Result<(), StorageError> {
         let _g = self.global.write().unwrap_or_else(|e| e.into_inner());
         self.engine.clear()?;
