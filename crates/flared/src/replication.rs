@@ -53,7 +53,7 @@ struct Job {
     msg: Message,
     ack: Option<Ack>,
     /// This write's share of the destination's byte budget.
-    _bytes: Option<OwnedSemaphorePermit>,
+    _bytes: OwnedSemaphorePermit,
 }
 
 /// Called with a slave's key when it missed a write while still a target:
@@ -189,6 +189,10 @@ impl Replicator {
 
     fn lane(&self, dest: &str, key: &[u8]) -> (mpsc::Sender<Job>, Arc<Semaphore>) {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = workers.get(dest) {
+            let lane = w.lanes[murmur(key) as usize % w.lanes.len()].clone();
+            return (lane, Arc::clone(&w.budget));
+        }
         let w = workers.entry(dest.to_string()).or_insert_with(|| Worker {
             lanes: (0..self.concurrency)
                 .map(|_| {
@@ -277,7 +281,7 @@ impl Replicator {
                     fallback: msg.fallback.clone(),
                 },
                 ack,
-                _bytes: Some(r.bytes),
+                _bytes: r.bytes,
             });
         }
         acks
@@ -325,7 +329,11 @@ async fn worker(dest: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, 
         // Whatever queued up meanwhile goes out pipelined; the answers come
         // back in the same order.
         let mut batch = vec![first];
-        while batch.len() < BATCH {
+        // A write with a fallback (a `touch`) ends its batch: when the slave
+        // answers it `NOT_FOUND`, the fallback must reach the slave before
+        // any later write of the key (else it could bring back a key a later
+        // `delete` removed).
+        while batch.len() < BATCH && batch.last().is_some_and(|j| j.msg.fallback.is_none()) {
             match rx.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
@@ -460,4 +468,80 @@ async fn deliver_all(
         }
     }
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+    /// A slave that does not have `k`: `touch` → `NOT_FOUND`, the fallback
+    /// `set` → `STORED`, `delete` → `DELETED`. Records what it received.
+    async fn fake_slave() -> (String, Arc<Mutex<Vec<String>>>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.expect("accept");
+            let mut s = tokio::io::BufReader::new(s);
+            let mut line = String::new();
+            while s.read_line(&mut line).await.unwrap_or(0) > 0 {
+                let cmd = line
+                    .split_once('>')
+                    .map_or(line.as_str(), |(_, c)| c)
+                    .trim_end()
+                    .to_string();
+                let reply: &[u8] = if cmd.starts_with("touch") {
+                    b"NOT_FOUND\r\n"
+                } else if cmd.starts_with("set") {
+                    let mut data = [0u8; 3];
+                    s.read_exact(&mut data).await.expect("data");
+                    b"STORED\r\n"
+                } else {
+                    b"DELETED\r\n"
+                };
+                log.lock().unwrap_or_else(|e| e.into_inner()).push(cmd);
+                s.get_mut().write_all(reply).await.expect("reply");
+                line.clear();
+            }
+        });
+        (addr, seen)
+    }
+
+    #[tokio::test]
+    async fn a_touch_fallback_reaches_the_slave_before_later_writes() {
+        let (slave, seen) = fake_slave().await;
+        let r = Replicator::new(
+            1,
+            Duration::from_secs(2),
+            PeerConfig::new(Duration::from_secs(2)),
+            None,
+        );
+        r.set_targets(HashSet::from([slave.clone()]));
+        let touch = Message {
+            wire: Bytes::from_static(b"<m:1>touch k 100\r\n"),
+            fallback: Some(Bytes::from_static(b"<m:1>set k 0 100 1 5\r\nx\r\n")),
+        };
+        let delete = Message {
+            wire: Bytes::from_static(b"<m:1>delete k 0 6\r\n"),
+            fallback: None,
+        };
+        // both queued before the worker runs: one batch unless the touch ends it
+        let (room1, _) = r.reserve(std::slice::from_ref(&slave), &[], b"k", 64).await;
+        let (room2, _) = r.reserve(std::slice::from_ref(&slave), &[], b"k", 64).await;
+        let mut acks = r.commit(room1, &touch, true);
+        acks.extend(r.commit(room2, &delete, true));
+        for (_, rx) in acks {
+            assert!(matches!(rx.await, Ok(Ok(()))));
+        }
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(
+            seen,
+            vec!["touch k 100", "set k 0 100 1 5", "delete k 0 6"],
+            "the fallback must not follow the delete"
+        );
+    }
 }

@@ -145,11 +145,6 @@ impl<'a> Out<'a> {
         self.note(r, chunk.len())
     }
 
-    /// True once writing to the client failed.
-    pub fn failed(&self) -> bool {
-        self.failed.is_some()
-    }
-
     fn take_written(&mut self) -> usize {
         std::mem::take(&mut self.written)
     }

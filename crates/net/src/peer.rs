@@ -236,6 +236,10 @@ impl PeerConn {
 
 type ReplyTx = oneshot::Sender<Result<Bytes, PeerError>>;
 
+/// A pipe's writer gathers queued requests up to this many bytes into one
+/// write (one syscall for a burst of small requests).
+const COALESCE: usize = 64 << 10;
+
 /// One queued request of a pipe.
 struct Job {
     wire: Bytes,
@@ -356,42 +360,80 @@ async fn run_pipe(addr: Arc<str>, cfg: PeerConfig, mut rx: mpsc::Receiver<Job>) 
     let max_permits = u32::try_from(cfg.max_inflight_bytes.max(1)).unwrap_or(u32::MAX);
 
     // Writer: takes jobs in order, registers each with the reader before
-    // its first byte is written, writes it.
+    // its first byte is written, and writes whatever queued up meanwhile
+    // (up to COALESCE bytes) with one write. It never waits for request
+    // budget with unwritten requests in hand: their replies are what frees
+    // the budget.
     let writer = async {
-        while let Some(job) = rx.recv().await {
-            let want = u32::try_from(job.wire.len().max(1))
-                .unwrap_or(u32::MAX)
-                .min(max_permits);
-            let Ok(permit) = Arc::clone(&budget).acquire_many_owned(want).await else {
-                return PeerError::Closed {
-                    addr: addr.to_string(),
+        let mut out = BytesMut::new();
+        let closed = || PeerError::Closed {
+            addr: addr.to_string(),
+        };
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                let want = u32::try_from(job.wire.len().max(1))
+                    .unwrap_or(u32::MAX)
+                    .min(max_permits);
+                let permit = match Arc::clone(&budget).try_acquire_many_owned(want) {
+                    Ok(p) => p,
+                    Err(_) => {
+                        if !out.is_empty() {
+                            if let Err(e) = write_all(&mut wr, &out, &addr, cfg.io_timeout).await {
+                                return e;
+                            }
+                            out.clear();
+                        }
+                        match Arc::clone(&budget).acquire_many_owned(want).await {
+                            Ok(p) => p,
+                            Err(_) => return closed(),
+                        }
+                    }
                 };
-            };
-            let inflight = InFlight {
-                kind: job.kind,
-                reply: job.reply,
-                _permit: permit,
-            };
-            if let Err(e) = ftx.send(inflight) {
-                // the reader ended: it reports why
-                fail(
-                    e.0.reply,
-                    &PeerError::NotSent {
-                        addr: addr.to_string(),
-                    },
-                );
-                return PeerError::Closed {
-                    addr: addr.to_string(),
+                let inflight = InFlight {
+                    kind: job.kind,
+                    reply: job.reply,
+                    _permit: permit,
                 };
+                if let Err(e) = ftx.send(inflight) {
+                    // the reader ended: it reports why
+                    fail(
+                        e.0.reply,
+                        &PeerError::NotSent {
+                            addr: addr.to_string(),
+                        },
+                    );
+                    return closed();
+                }
+                if job.wire.len() >= COALESCE {
+                    // large: written as it is, after what is gathered
+                    for part in [&out[..], &job.wire[..]] {
+                        if !part.is_empty() {
+                            if let Err(e) = write_all(&mut wr, part, &addr, cfg.io_timeout).await {
+                                return e;
+                            }
+                        }
+                    }
+                    out.clear();
+                } else {
+                    out.extend_from_slice(&job.wire);
+                }
+                if out.len() < COALESCE {
+                    next = rx.try_recv().ok();
+                }
             }
-            if let Err(e) = write_all(&mut wr, &job.wire, &addr, cfg.io_timeout).await {
-                return e;
+            if !out.is_empty() {
+                if let Err(e) = write_all(&mut wr, &out, &addr, cfg.io_timeout).await {
+                    return e;
+                }
+                out.clear();
+            }
+            if out.capacity() > 4 * COALESCE {
+                out = BytesMut::new();
             }
         }
         // every caller is gone: close
-        PeerError::Closed {
-            addr: addr.to_string(),
-        }
+        closed()
     };
 
     // Reader: replies in the order the requests were written. While nothing
