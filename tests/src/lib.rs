@@ -707,6 +707,11 @@ pub struct Flarei {
 }
 
 impl Flarei {
+    /// Process id of the running flarei.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// flarei with default settings.
     pub fn start() -> Flarei {
         Flarei::start_with("", &[])

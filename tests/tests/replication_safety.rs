@@ -315,3 +315,55 @@ fn deletes_during_a_long_copy_do_not_come_back() {
         "deleted keys came back on the slave"
     );
 }
+
+/// `index-silence-limit`: a master that stops hearing from the index (here
+/// the index is paused) refuses writes once the limit has passed, so that it
+/// cannot acknowledge writes while the index may be promoting a slave; it
+/// accepts them again once the index is back.
+#[test]
+fn a_master_without_the_index_stops_accepting_writes() {
+    let mut c = Cluster::start_with(
+        "monitor-interval = 1\nmonitor-threshold = 3\n",
+        "index-silence-limit = 2000\n",
+        2,
+    );
+    let (m, p) = (0, 1);
+    c.first_master(m);
+    let mut mc = c.conn(m);
+    mc.expect(b"set before 0 0 1\r\nb\r\n", b"STORED\r\n");
+    c.conn(p)
+        .expect(b"set before2 0 0 1\r\nb\r\n", b"STORED\r\n");
+
+    let index = c.index.pid();
+    let resume = Resume(index);
+    signal(index, SIGSTOP);
+    let mut refused = String::new();
+    let mut i = 0;
+    wait_until("the master refuses writes without the index", WAIT, || {
+        i += 1;
+        mc.send(format!("set during{i} 0 0 1\r\nx\r\n").as_bytes());
+        refused = mc.read_line();
+        refused != "STORED\r\n"
+    });
+    assert!(
+        refused.starts_with("SERVER_ERROR no contact with the index for "),
+        "{refused:?}"
+    );
+    // through a proxy too
+    let mut pc = c.conn(p);
+    pc.send(b"set viaproxy 0 0 1\r\nx\r\n");
+    let line = pc.read_line();
+    assert!(
+        line.starts_with("SERVER_ERROR no contact with the index"),
+        "{line:?}"
+    );
+    // reads are still served
+    expect_value(&mut mc, "before", b"b");
+
+    drop(resume);
+    wait_until("the master accepts writes again", WAIT, || {
+        i += 1;
+        mc.send(format!("set after{i} 0 0 1\r\nx\r\n").as_bytes());
+        mc.read_line() == "STORED\r\n"
+    });
+}

@@ -355,6 +355,13 @@ pub const SPECS: &[OptSpec] = &[
         false,
         "[flare-rs] timeout of one forwarded request (ms)",
     ),
+    OptSpec::new(
+        "index-silence-limit",
+        Int,
+        Some("0"),
+        true,
+        "[flare-rs] a master that has not heard from an index for this long (ms) refuses writes until it does (0 = off)",
+    ),
 ];
 
 /// Storage backend requested (`storage-type`).
@@ -388,6 +395,8 @@ pub struct NodeConfig {
     pub max_line_size: usize,
     pub proxy_concurrency: usize,
     pub proxy_timeout_ms: u64,
+    /// `index-silence-limit` (ms, 0 = off): see docs/replication.md §6.1.
+    pub index_silence_limit_ms: u64,
     /// `replication-type = sync`: writes wait for the slaves unless `async`.
     pub replication_sync: bool,
     /// Notices about options that are accepted but mapped or ignored.
@@ -569,6 +578,10 @@ impl NodeConfig {
             max_line_size: positive(s, "max-line-size")?.max(64),
             proxy_concurrency: positive(s, "proxy-concurrency")?,
             proxy_timeout_ms: positive(s, "proxy-timeout")? as u64,
+            index_silence_limit_ms: {
+                let v = int(s, "index-silence-limit")?;
+                u64::try_from(v).map_err(|_| invalid("index-silence-limit", v))?
+            },
             replication_sync,
             notices,
             settings,

@@ -27,6 +27,26 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Unix time now in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The addresses of the configured index servers (names resolved once).
+fn resolve_index(config: &NodeConfig) -> Vec<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    config
+        .index_servers
+        .iter()
+        .filter_map(|(h, p)| (h.as_str(), *p).to_socket_addrs().ok())
+        .flatten()
+        .map(|a| a.ip())
+        .collect()
+}
+
 /// What an accepted `node sync` changed.
 pub struct Installed {
     pub before: Arc<Topology>,
@@ -55,6 +75,10 @@ pub struct Node {
     /// Orders a key's writes on a master with their replication.
     pub order: OrderLocks,
     pub progress: Progress,
+    /// The index servers' addresses (resolved at start).
+    index_addrs: Vec<std::net::IpAddr>,
+    /// When a request from an index server last arrived (unix ms).
+    index_contact_ms: std::sync::atomic::AtomicU64,
     /// Set after a storage write failure: `ping` answers `SERVER_ERROR storage
     /// error` until restart, so that the index takes the node out.
     storage_failed: AtomicBool,
@@ -90,6 +114,8 @@ impl Node {
             order: OrderLocks::new(1024),
             progress: Progress::default(),
             storage_failed: AtomicBool::new(false),
+            index_addrs: resolve_index(&config),
+            index_contact_ms: std::sync::atomic::AtomicU64::new(now_ms()),
             config: RwLock::new(Arc::new(config)),
             log: None,
         }
@@ -168,6 +194,26 @@ impl Node {
             after,
             plan,
         })
+    }
+
+    /// A request arrived from `peer` (`ip:port`): if it is an index server,
+    /// the node has heard from the index now.
+    pub fn heard_from(&self, peer: &str) {
+        let ip = peer.parse::<std::net::SocketAddr>().map(|a| a.ip()).ok();
+        if ip.is_some_and(|ip| self.index_addrs.contains(&ip)) {
+            self.index_contact_ms.store(now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// With `index-silence-limit`: how long (ms) this node has not heard
+    /// from any index, when that is past the limit.
+    pub fn index_silence(&self) -> Option<u64> {
+        let limit = self.config().index_silence_limit_ms;
+        if limit == 0 || self.index_addrs.is_empty() {
+            return None;
+        }
+        let silent = now_ms().saturating_sub(self.index_contact_ms.load(Ordering::Relaxed));
+        (silent > limit).then_some(silent)
     }
 
     pub fn storage_failed(&self) -> bool {

@@ -62,9 +62,16 @@ pub async fn execute(
             WriteRoute::Local { master: false } => {
                 apply_write(node, request, out);
             }
-            WriteRoute::Local { master: true } => {
-                route::write_as_master(node, proxy, request, out).await
-            }
+            WriteRoute::Local { master: true } => match node.index_silence() {
+                // index-silence-limit: maybe replaced by now; do not acknowledge
+                Some(ms) => reply::line(
+                    out,
+                    format_args!(
+                        "SERVER_ERROR no contact with the index for {ms} ms: not accepting writes"
+                    ),
+                ),
+                None => route::write_as_master(node, proxy, request, out).await,
+            },
             WriteRoute::Forward(dest) => {
                 route::forward_write(node, dest, proxy, request, out).await
             }
@@ -87,9 +94,15 @@ pub async fn execute(
             filter,
             bwlimit_kib,
         } => return dump::run(node, dump::DumpJob::keys(filter, bwlimit_kib), out).await,
-        Request::NodeSync { version, nodes } => node_sync::apply(node, version, nodes, out),
+        Request::NodeSync { version, nodes } => {
+            node.heard_from(&conn.peer);
+            node_sync::apply(node, version, nodes, out)
+        }
         Request::NodeSyncFormatError => out.extend_from_slice(reply::FORMAT_ERROR),
-        Request::Ping => admin::ping(node, out),
+        Request::Ping => {
+            node.heard_from(&conn.peer);
+            admin::ping(node, out)
+        }
         Request::Stats(kind) => stats::apply(node, kind, out),
         Request::ShowVariables => show::apply(node, out),
         Request::Kill { thread_id } => return admin::kill(node, conn, thread_id, out),
