@@ -43,14 +43,4 @@ impl PeerError {
             source: Arc::new(e),
         }
     }
-
-    /// The request certainly did not reach the peer (safe to send again).
-    pub fn not_sent(&self) -> bool {
-        matches!(
-            self,
-            PeerError::NotSent { .. }
-                | PeerError::Connect { .. }
-                | PeerError::ConnectTimeout { .. }
-        )
-    }
 }
