@@ -112,6 +112,7 @@ impl Watchdog {
                     return;
                 }
                 drop(s);
+                // the sampling period (this thread only measures)
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
@@ -382,7 +383,8 @@ fn a2_declared_blocks_reserve_nothing() {
         last = (stat_num(&s, "bytes_read"), stat_num(&s, "curr_connections"));
         last.0 >= base_read + 7 * polls + line_bytes && last.1 > CONNS as u64
     });
-    // measurement window: the watchdog keeps sampling
+    // measurement window after the positive marker above (every declaration
+    // was read): the watchdog samples the server's memory meanwhile
     let window = Instant::now() + Duration::from_millis(500);
     while Instant::now() < window {
         std::thread::sleep(Duration::from_millis(20));
@@ -786,6 +788,7 @@ fn a6_accept_loop_does_not_spin_at_fd_limit() {
             panic!("flared with 64 descriptors exited: {status}\n{}", f.log());
         }
         assert!(started.elapsed() < WAIT, "flared does not listen");
+        // poll (with the deadline above) until it listens
         std::thread::sleep(Duration::from_millis(20));
     }
     drop(connect_served(f.port));
@@ -819,6 +822,8 @@ fn a6_accept_loop_does_not_spin_at_fd_limit() {
     let hz = clock_ticks_per_second();
     let t0 = Instant::now();
     let c0 = cpu_ticks(pid);
+    // CPU measurement window, after the positive marker (descriptors used up,
+    // connections pending in the backlog)
     let window = Duration::from_secs(2);
     while t0.elapsed() < window {
         std::thread::sleep(Duration::from_millis(50));

@@ -349,6 +349,7 @@ fn wait_record(c: &Cluster, i: usize, want: &NodeRec, limit: Duration) {
                 tail.join("\n")
             );
         }
+        // poll (with the deadline above)
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -278,6 +278,7 @@ fn nemesis_loses_no_acknowledged_write() {
                     conn = LoadClient::connect(port, Duration::from_secs(5)).ok();
                 }
                 let Some(cl) = conn.as_mut() else {
+                    // no server reachable: back off before reconnecting
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
                 };
@@ -347,11 +348,13 @@ fn nemesis_loses_no_acknowledged_write() {
             Fault::PauseSlave => {
                 let pid = c.nodes[slave].pid();
                 signal(pid, SIGSTOP);
+                // the fault's duration (drawn from the seed), not a wait for anything
                 std::thread::sleep(Duration::from_millis(500 + rng.below(2000)));
                 signal(pid, SIGCONT);
             }
             Fault::RestartIndex => {
                 c.index.kill9();
+                // the index's downtime (drawn from the seed)
                 std::thread::sleep(Duration::from_millis(rng.below(1500)));
                 c.index.restart();
                 connect_served(c.index.port);

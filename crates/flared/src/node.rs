@@ -88,7 +88,6 @@ impl Node {
     pub fn new(config: NodeConfig, store: Store<RocksEngine>, topology: Topology) -> Node {
         let replicator = Replicator::new(
             config.proxy_concurrency,
-            Duration::from_millis(config.proxy_timeout_ms),
             peer_config(&config),
             divergence_reporter(&config),
         );

@@ -132,7 +132,6 @@ pub struct Replicator {
     workers: Mutex<HashMap<String, Worker>>,
     shared: Arc<Shared>,
     concurrency: usize,
-    timeout: Duration,
     cfg: PeerConfig,
 }
 
@@ -145,7 +144,6 @@ struct Worker {
 impl Replicator {
     pub fn new(
         concurrency: usize,
-        timeout: Duration,
         cfg: PeerConfig,
         on_divergence: Option<OnDivergence>,
     ) -> Replicator {
@@ -159,7 +157,6 @@ impl Replicator {
                 on_divergence,
             }),
             concurrency: concurrency.max(1),
-            timeout,
             cfg,
         }
     }
@@ -238,7 +235,7 @@ impl Replicator {
                 let permit = lane.reserve_owned().await.ok()?;
                 Some((permit, bytes))
             };
-            match tokio::time::timeout(self.timeout, take).await {
+            match tokio::time::timeout(self.cfg.io_timeout, take).await {
                 Ok(Some((permit, bytes))) => room.push(Reserved {
                     dest: dest.clone(),
                     slave,
@@ -514,12 +511,7 @@ mod tests {
     #[tokio::test]
     async fn a_touch_fallback_reaches_the_slave_before_later_writes() {
         let (slave, seen) = fake_slave().await;
-        let r = Replicator::new(
-            1,
-            Duration::from_secs(2),
-            PeerConfig::new(Duration::from_secs(2)),
-            None,
-        );
+        let r = Replicator::new(1, PeerConfig::new(Duration::from_secs(2)), None);
         r.set_targets(HashSet::from([slave.clone()]));
         let touch = Message {
             wire: Bytes::from_static(b"<m:1>touch k 100\r\n"),
