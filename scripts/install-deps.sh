@@ -4,9 +4,10 @@
 # - g++, make: RocksDB's C++ sources
 # - libmemcached-tools: memccapable, the protocol conformance check
 # - python3: the memccapable version shim
+# - iproute2: `ip netns`, veth and bridge links for the partition tests
 set -euo pipefail
 need=()
-for pkg in libclang-dev clang g++ make pkg-config libmemcached-tools python3 procps; do
+for pkg in libclang-dev clang g++ make pkg-config libmemcached-tools python3 procps iproute2; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 cargo fmt --all -- --check
+# The daemons with failpoints, for tests/tests/failpoints.rs only (never
+# packaged): kept in <target>/failpoints/, then the normal build.
+cargo build --release -p flared -p flarei --features flared/failpoints,flarei/failpoints
+mkdir -p "$CARGO_TARGET_DIR/failpoints"
+ln -f "$CARGO_TARGET_DIR/release/flared" "$CARGO_TARGET_DIR/release/flarei" "$CARGO_TARGET_DIR/failpoints/"
 cargo build --release --workspace --bins
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace

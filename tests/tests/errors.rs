@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use flare_e2e::{connect_served, Conn, Flared};
+use flare_e2e::{connect_served, Conn, Flared, Flarei};
 
 /// TV-10 … TV-13 and TV-20: one-line errors.
 #[test]
@@ -423,4 +423,18 @@ fn binary_request_closes_connection() {
     c.expect_closed();
     let mut c = f.connect();
     c.expect(b"get m\r\n", b"VALUE m 0 1\r\n1\r\nEND\r\n");
+}
+
+/// `failpoint` exists only in the fault-injection builds: the release
+/// daemons answer it like any unknown command.
+#[test]
+fn release_builds_have_no_failpoints() {
+    let f = Flared::start();
+    f.connect().expect(
+        b"failpoint replication::send return(fail)\r\n",
+        b"ERROR\r\n",
+    );
+    let i = Flarei::start();
+    i.connect()
+        .expect(b"failpoint persist::save return(fail)\r\n", b"ERROR\r\n");
 }

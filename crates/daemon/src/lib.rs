@@ -7,7 +7,8 @@
 //! * [`pidfile`]: pid-file check, write and removal;
 //! * [`daemonize`](mod@daemonize): single-fork daemonisation;
 //! * [`logging`]: syslog/stderr logging with Flare's line prefix;
-//! * [`error`]: [`ConfigError`] and [`DaemonError`].
+//! * [`error`]: [`ConfigError`] and [`DaemonError`];
+//! * [`fault`]: failpoints, compiled in only with the `failpoints` feature.
 //!
 //! Typical start-up order of a daemon:
 //!
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config_file;
 pub mod daemonize;
 pub mod error;
+pub mod fault;
 pub mod index_servers;
 pub mod logging;
 pub mod options;

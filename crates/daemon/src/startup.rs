@@ -100,6 +100,8 @@ pub fn detach(
         Ok(_) => {}
         Err(e) => return Err(fail(program, e)),
     }
+    // test builds only: FAILPOINTS from the environment
+    crate::fault::setup();
     if daemonize {
         if let Err(e) = crate::daemonize() {
             return Err(fail(program, e));

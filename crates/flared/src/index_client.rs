@@ -28,6 +28,16 @@ pub enum IndexError {
     Io { server: String, reason: String },
 }
 
+impl IndexError {
+    /// The error a failpoint stands for: the index could not be reached.
+    pub fn failpoint(e: flare_daemon::fault::Injected) -> IndexError {
+        IndexError::Connect {
+            servers: "(all)".to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
 struct IndexConn {
     server: String,
     conn: PeerConn,

@@ -1,33 +1,13 @@
 //! flared: the flare-rs node server.
 
-mod commands;
-mod config;
-mod connection;
-mod index_client;
-mod node;
-mod reconstruction;
-mod reload;
-mod replication;
-mod server;
-mod stats;
-mod topology;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use flare_daemon::{startup, PidFile};
-use flare_storage::{RocksConfig, RocksEngine, Store, StoreConfig};
-
-use config::{NodeConfig, SPECS};
-use flare_cluster::{HashAlgorithm, ModularTable};
 use flare_daemon::padded;
-use node::Node;
-use topology::Topology;
-
-/// Bytes a deleted record is counted for when pacing deletes (the stored
-/// header; the key is added).
-const RECORD_OVERHEAD: u64 = 28;
+use flare_daemon::{startup, PidFile};
+use flare_storage::{DynEngine, RocksConfig, RocksEngine, Store, StoreConfig};
+use flared::{reload, server, NodeConfig, SPECS};
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     startup::fail("flared", msg)
@@ -94,10 +74,6 @@ async fn run(config: NodeConfig, pid_path: PathBuf, log: flare_daemon::LogHandle
         },
         None => None,
     };
-    let topology = match cluster_topology(&config).await {
-        Ok(t) => t,
-        Err(e) => return fail(e),
-    };
     let rocks = RocksConfig {
         fsync: config.fsync,
         compression: config.compression,
@@ -110,7 +86,7 @@ async fn run(config: NodeConfig, pid_path: PathBuf, log: flare_daemon::LogHandle
     };
     tracing::info!("storage opened: {}", engine.path().display());
     let store = match Store::open(
-        engine,
+        Box::new(engine) as DynEngine,
         StoreConfig {
             tombstone_capacity: config.storage_cache_size,
             lock_slots: config.mutex_slot,
@@ -120,15 +96,16 @@ async fn run(config: NodeConfig, pid_path: PathBuf, log: flare_daemon::LogHandle
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let mut node = Node::new(config, store, topology);
-    node.log = Some(log);
-    let node = Arc::new(node);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (node, server) = match flared::start(config, store, Some(log), tcp, unix, stop_rx).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
     let pidfile = match PidFile::write(&pid_path) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reloader = Arc::clone(&node);
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -146,7 +123,9 @@ async fn run(config: NodeConfig, pid_path: PathBuf, log: flare_daemon::LogHandle
         let _ = stop_tx.send(true);
     });
     tracing::info!("entering running loop");
-    server::run(Arc::clone(&node), tcp, unix, stop_rx, notify_index).await;
+    if let Err(e) = server.await {
+        tracing::error!("server task failed: {e}");
+    }
     tracing::info!("closing storage...");
     if let Err(e) = node.store.flush() {
         tracing::error!("storage flush failed: {e}");
@@ -156,51 +135,6 @@ async fn run(config: NodeConfig, pid_path: PathBuf, log: flare_daemon::LogHandle
     }
     tracing::info!("flared stopped");
     ExitCode::SUCCESS
-}
-
-/// The cluster view at start-up: registration with the index (`node add`,
-/// `meta`), or the standalone view when no index server is configured.
-async fn cluster_topology(config: &NodeConfig) -> Result<Topology, String> {
-    if config.index_servers.is_empty() {
-        return Ok(Topology::standalone(
-            &config.server_name,
-            config.server_port,
-            Arc::new(ModularTable::default()),
-            HashAlgorithm::Simple,
-        ));
-    }
-    let (nodes, meta) = index_client::register(
-        &config.index_servers,
-        &config.server_name,
-        config.server_port,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let table = ModularTable::new(meta.hint, meta.virtual_nodes, meta.partition_size)
-        .map_err(|e| format!("bad meta data from the index server: {e}"))?;
-    tracing::info!("reconstructing node map... ({} entries)", nodes.len());
-    Ok(Topology::from_nodes(
-        0,
-        nodes,
-        None,
-        Arc::new(table),
-        meta.hash,
-    ))
-}
-
-/// Tell the index this node is stopping (bounded), so failover starts at once.
-async fn notify_index(node: Arc<Node>) {
-    let c = node.config();
-    if c.index_servers.is_empty() {
-        return;
-    }
-    tracing::info!("send shutdown message to index server");
-    let notice = index_client::notify_shutdown(&c.index_servers, &c.server_name, c.server_port);
-    match tokio::time::timeout(std::time::Duration::from_secs(5), notice).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!("failed to send shutdown message: {e}"),
-        Err(_) => tracing::warn!("failed to send shutdown message: timed out"),
-    }
 }
 
 /// SIGTERM or SIGINT.

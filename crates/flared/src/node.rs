@@ -11,7 +11,7 @@ use flare_net::{PeerConfig, Pool, Registry};
 use flare_proto::client::ReplyLimits;
 use flare_proto::node::{NodeLine, Role, State};
 use flare_proto::{Dialect, Limits, Parser};
-use flare_storage::{RocksEngine, Store};
+use flare_storage::{DynEngine, Store};
 
 use crate::config::NodeConfig;
 use crate::reconstruction::{self, Plan, Progress};
@@ -61,7 +61,7 @@ pub struct Node {
     config: RwLock<Arc<NodeConfig>>,
     /// The logger, for `verbosity` and reload.
     pub log: Option<flare_daemon::LogHandle>,
-    pub store: Store<RocksEngine>,
+    pub store: Store<DynEngine>,
     pub counters: Counters,
     pub registry: Registry,
     pub started_at: i64,
@@ -85,7 +85,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(config: NodeConfig, store: Store<RocksEngine>, topology: Topology) -> Node {
+    pub fn new(config: NodeConfig, store: Store<DynEngine>, topology: Topology) -> Node {
         let replicator = Replicator::new(
             config.proxy_concurrency,
             peer_config(&config),

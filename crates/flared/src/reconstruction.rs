@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use flare_daemon::fault;
 use flare_net::{PeerConfig, PeerConn};
 use flare_proto::client::{DumpItem, ReplyKind};
 use flare_proto::node::{Role, State};
@@ -185,7 +186,11 @@ pub fn start(node: Arc<Node>, plan: Plan) {
         // Unlike the original, the report is retried: a node must not stay
         // `prepare` forever because the index was briefly unreachable.
         for attempt in 0..10u32 {
-            match index_client::command(&me.index_servers, &report).await {
+            let sent = match fault::hit("reconstruction::report").await {
+                Ok(()) => index_client::command(&me.index_servers, &report).await,
+                Err(e) => Err(index_client::IndexError::failpoint(e)),
+            };
+            match sent {
                 Ok(reply) if reply == "OK" => return,
                 Ok(reply) => {
                     tracing::warn!("index answered [{reply}] to [{}]", report.trim_end());
@@ -217,6 +222,9 @@ async fn dump_from(
     // until the source's map is at least as new as ours.
     let version = node.topology().version;
     wait_for_map_version(source, version).await?;
+    fault::hit("reconstruction::dump")
+        .await
+        .map_err(|e| format!("connect to {source} failed ({e})"))?;
     let mut cfg = crate::node::peer_config(&node.config());
     cfg.connect_timeout = Duration::from_secs(5);
     cfg.io_timeout = DUMP_IDLE_TIMEOUT;
@@ -271,6 +279,9 @@ async fn dump_from(
         }
         node.progress.records.fetch_add(1, Ordering::Relaxed);
         node.progress.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        fault::hit("reconstruction::item")
+            .await
+            .map_err(|e| format!("connection to {source} lost ({e})"))?;
     }
 }
 

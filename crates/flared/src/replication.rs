@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flare_cluster::murmur;
+use flare_daemon::fault;
 use flare_proto::client::ReplyKind;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
@@ -407,6 +408,15 @@ async fn deliver_all(
         };
         // Queue every unanswered write, then take the answers in order.
         let mut answers = Vec::new();
+        if fault::hit("replication::send").await.is_err() {
+            // as if the connection broke before anything was written
+            last = "connection lost (failpoint replication::send)".to_string();
+            *pipe = None;
+            if attempts < MAX_ATTEMPTS {
+                tokio::time::sleep(backoff).await;
+            }
+            continue;
+        }
         for w in &wires[results.len()..] {
             match p.submit(w.clone(), ReplyKind::Line).await {
                 Ok(rx) => answers.push(rx),
@@ -429,6 +439,12 @@ async fn deliver_all(
                         String::from_utf8_lossy(&reply).trim_end()
                     );
                     fenced = true;
+                    failed = true;
+                    break;
+                }
+                Ok(Ok(Ok(_))) if fault::hit("replication::ack").await.is_err() => {
+                    // the destination applied it, the answer was lost
+                    last = "connection lost (failpoint replication::ack)".to_string();
                     failed = true;
                     break;
                 }
@@ -460,8 +476,11 @@ async fn deliver_all(
             if !fenced {
                 *pipe = None;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+            // no wait after the last attempt: the writer learns at once
+            if attempts < MAX_ATTEMPTS {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
         }
     }
     results

@@ -98,6 +98,9 @@ pub fn execute(index: &Arc<Index>, conn: &Slot, request: Request, out: &mut Byte
         }
         Request::Quit => return Next::Close,
         Request::QuitIgnored => {}
+        Request::Failpoint { name, actions } => {
+            out.extend_from_slice(flare_daemon::fault::command_reply(&name, &actions).as_bytes())
+        }
         // Node-only commands never come out of the index parser, but stay explicit.
         Request::Store(_)
         | Request::Get { .. }

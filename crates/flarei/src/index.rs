@@ -221,7 +221,16 @@ impl Index {
         let mut next = map.clone();
         let outcome = next.apply(&op)?;
         if let Outcome::Changed(change) = &outcome {
+            if matches!(op, Op::Down { .. }) {
+                // the failover path: `return(crash)` stops the index after
+                // it decided, before anything was saved or sent
+                let _ = flare_daemon::fault::block("failover::decide");
+            }
             persist::save(&self.config.db_dir, &next)?;
+            if matches!(op, Op::Down { .. }) {
+                // saved, not yet sent to any node
+                let _ = flare_daemon::fault::block("failover::saved");
+            }
             log_changes(&map, &next);
             tracing::info!("node map saved (node_map_version={})", next.version);
             *map = next;

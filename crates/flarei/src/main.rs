@@ -1,54 +1,4 @@
-//! flarei: the flare-rs index server.
-//!
-//! It owns the cluster's node map (`flare.xml`), answers the index commands
-//! of nodes and operators, monitors every node and pushes the map to the
-//! nodes after every change.
-//!
-//! Modules: [`config`] (options), [`map`] (node map and the §8.3 state
-//! machine, pure), [`persist`] (`flare.xml`), [`index`] (shared state: apply,
-//! save, publish), [`monitor`] (one agent per node: pings and sync delivery),
-//! [`sync`] (`node sync` messages and delivery), [`server`] /
-//! [`connection`] / [`commands`] / [`stats`] (the protocol side). The
-//! listener, connection loop, registry (`stats threads`, `kill`) and the
-//! client toward the nodes are `flare-net`'s.
-//!
-//! Deliberate differences from flarei 1.3.4:
-//!
-//! * `node sync` deliveries are retried with backoff (200 ms doubling to 5 s)
-//!   until the node answers `OK` (or `SERVER_ERROR node sync error`: it holds
-//!   a newer map), a newer map replaces the undelivered one, the node stops
-//!   being a target (recorded `down`) or is removed. A failed delivery is not
-//!   a failed health check, and deliveries do not postpone pings.
-//! * Every network operation towards a node has a connect timeout
-//!   (`monitor-connect-timeout`, flare-rs option, default 1000 ms) and a read
-//!   timeout (ping: `monitor-read-timeout`; sync: that or 5 s, whichever is
-//!   larger). A ping that fails on a reused connection for another reason
-//!   than a timeout is retried once on a fresh connection (restarted node).
-//! * The in-memory map is authoritative: `flare.xml` is not re-read before
-//!   each operation. A save writes `flare.xml.tmp`, fsyncs it, renames it and
-//!   fsyncs the directory; if it fails, the operation fails and memory is
-//!   left unchanged (1.3.4 kept the modified map, §10.2 #15).
-//! * An operation whose result would be an inconsistent map (one the index
-//!   itself would refuse to load) is refused instead of saved.
-//! * A preserved master that answers again is demoted to proxy only when
-//!   another live *master* owns its partition (the literal rule, "any other
-//!   live node", could orphan preparing slaves).
-//! * The monitor's automatic *up* applies only to nodes recorded `down`.
-//! * `stats threads` lists client connections and one entry per node agent
-//!   (type = thread type); `kill <agent id>` resets that agent's connection.
-//! * Only `index-db = file://<dir>`; a relative `data-dir` stays relative.
-
-mod commands;
-mod config;
-mod connection;
-mod error;
-mod index;
-mod map;
-mod monitor;
-mod persist;
-mod server;
-mod stats;
-mod sync;
+//! flarei: the flare-rs index server (the binary; see the library).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,10 +6,8 @@ use std::sync::Arc;
 
 use flare_daemon::{startup, LogHandle, PidFile, Settings};
 
-use config::{IndexConfig, SPECS};
 use flare_daemon::padded;
-use index::Index;
-use map::NodeMap;
+use flarei::{config, index, persist, server, Index, IndexConfig, NodeMap, SPECS};
 
 /// Column of the values in the start-up banner.
 const BANNER_WIDTH: usize = 26;
@@ -155,21 +103,19 @@ async fn run(config: IndexConfig, pid_path: PathBuf, log: LogHandle) -> ExitCode
         None => None,
     };
     let settings = config.settings.clone();
-    let index = Index::new(config, map);
-    index.start_agents();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (index, serving) = flarei::start(config, map, tcp, unix, stop_rx);
     let pidfile = match PidFile::write(&pid_path) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signals = tokio::spawn(handle_signals(Arc::clone(&index), settings, log, stop_tx));
     tracing::info!("entering running loop");
-    server::run(Arc::clone(&index), tcp, unix, stop_rx).await;
+    if let Err(e) = serving.await {
+        tracing::error!("server task failed: {e}");
+    }
     signals.abort();
-    tracing::info!("shutting down active, and pool threads...");
-    index.stop_agents().await;
-    tracing::info!("all threads are successfully shutdown");
     if let Err(e) = pidfile.remove() {
         tracing::error!("{e}");
     }

@@ -150,6 +150,10 @@ impl NodeMap {
         self.nodes.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
     /// Records as a vector (node-key order).
     pub fn lines(&self) -> Vec<NodeLine> {
         self.nodes.values().cloned().collect()

@@ -415,10 +415,14 @@ pub fn save(dir: &Path, map: &NodeMap) -> Result<(), PersistError> {
         let path = path.to_path_buf();
         move |source| PersistError::Write { path, source }
     };
+    let failpoint = |name| flare_daemon::fault::block(name).map_err(io::Error::other);
+    failpoint("persist::save").map_err(werr(&tmp))?;
     let mut f = File::create(&tmp).map_err(werr(&tmp))?;
     f.write_all(render(map).as_bytes()).map_err(werr(&tmp))?;
     f.sync_all().map_err(werr(&tmp))?;
     drop(f);
+    // `return(crash)` here: the new map is written but not yet in place
+    failpoint("persist::rename").map_err(werr(&path))?;
     std::fs::rename(&tmp, &path).map_err(werr(&path))?;
     // make the rename durable
     File::open(dir)

@@ -74,17 +74,25 @@ impl SyncMsg {
         }
     }
 
-    /// The message for the state loaded at start-up: nobody is sent anything
-    /// (the original does not broadcast at start-up).
+    /// The message for the map loaded at start-up: sent to every node not
+    /// `down` (the original sends nothing). An index that stopped after it
+    /// saved a change (a failover) and before every node had it delivers it
+    /// now; a node that already has this version takes it as a no-op, and one
+    /// with a newer map refuses it.
+    /// Masters are served first, as a promoted slave is after a failover.
     pub fn startup(map: &NodeMap) -> SyncMsg {
-        let (gate, _) = watch::channel(0);
-        SyncMsg {
-            version: map.version,
-            payload: Bytes::new(),
-            targets: BTreeSet::new(),
-            prior: BTreeSet::new(),
-            gate,
-        }
+        let masters = map
+            .nodes()
+            .filter(|n| n.role == flare_proto::node::Role::Master && n.state == State::Active)
+            .map(|n| n.key())
+            .collect();
+        SyncMsg::new(
+            map,
+            &Change {
+                prior: masters,
+                notify_down: None,
+            },
+        )
     }
 
     pub fn is_target(&self, key: &str) -> bool {
@@ -185,7 +193,14 @@ mod tests {
         );
         assert!(msg.is_target("127.0.0.1:12122"));
         assert_eq!(msg.prior.len(), 2);
-        assert!(SyncMsg::startup(&m).targets.is_empty());
+        // at start-up: every node not down; masters first (none here)
+        let start = SyncMsg::startup(&m);
+        assert_eq!(
+            start.targets.iter().collect::<Vec<_>>(),
+            ["127.0.0.1:12121", "127.0.0.1:12123"]
+        );
+        assert!(start.prior.is_empty());
+        assert_eq!(start.version, 4);
     }
 
     #[tokio::test]

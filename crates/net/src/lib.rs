@@ -23,5 +23,5 @@ pub mod registry;
 
 pub use conn::{Next, Out, Service};
 pub use error::PeerError;
-pub use peer::{PeerConfig, PeerConn, Pipe, Pool};
+pub use peer::{set_thread_dialer, Dial, PeerConfig, PeerConn, Pipe, Pool};
 pub use registry::{Registry, Slot, SlotState, TYPE_CLIENT};

@@ -57,8 +57,36 @@ impl PeerConfig {
     }
 }
 
+/// Opens the connections of the peer clients on one thread instead of
+/// `TcpStream::connect`: the in-process test harness (`crates/sim`) runs each
+/// node on a thread of its own and routes its connections through links it
+/// can cut, pause and delay. Never set in the daemons.
+pub trait Dial: Send + Sync {
+    fn dial(
+        &self,
+        addr: &str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>> + Send>>;
+}
+
+thread_local! {
+    static DIALER: std::cell::RefCell<Option<Arc<dyn Dial>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Route the peer connections opened on this thread through `dialer` (test
+/// harness only; see [`Dial`]).
+pub fn set_thread_dialer(dialer: Arc<dyn Dial>) {
+    DIALER.with(|d| *d.borrow_mut() = Some(dialer));
+}
+
 async fn connect_stream(addr: &str, cfg: &PeerConfig) -> Result<TcpStream, PeerError> {
-    let stream = match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr)).await {
+    let dialer = DIALER.with(|d| d.borrow().clone());
+    let connect = async {
+        match dialer {
+            Some(d) => d.dial(addr).await,
+            None => TcpStream::connect(addr).await,
+        }
+    };
+    let stream = match tokio::time::timeout(cfg.connect_timeout, connect).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             return Err(PeerError::Connect {

@@ -178,6 +178,13 @@ pub enum Request {
     Quit,
     /// `quit` with arguments: silently ignored, the connection stays open.
     QuitIgnored,
+    /// `failpoint <name> [<actions>]`: configure (or, without actions,
+    /// remove) a failpoint. Honoured only by daemons built with the
+    /// `failpoints` feature (the fault-injection tests); others answer `ERROR`.
+    Failpoint {
+        name: String,
+        actions: String,
+    },
     /// Anything not understood: answered `ERROR`.
     Error,
 }
@@ -221,6 +228,7 @@ impl Request {
             Request::Verbosity { .. } => "verbosity",
             Request::Version => "version",
             Request::Quit | Request::QuitIgnored => "quit",
+            Request::Failpoint { .. } => "failpoint",
             Request::Error => "error",
         }
     }

@@ -28,3 +28,35 @@ pub trait KvEngine: Send + Sync + 'static {
     /// Make everything written so far durable (memtables flushed, WAL synced).
     fn flush(&self) -> Result<(), StorageError>;
 }
+
+/// An engine chosen at run time (RocksDB in the daemon, the memory engine in
+/// the in-process tests): one virtual call per engine operation.
+pub type DynEngine = Box<dyn KvEngine>;
+
+impl KvEngine for DynEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        (**self).get(key)
+    }
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        (**self).put(key, value)
+    }
+    fn delete(&self, key: &[u8]) -> Result<(), StorageError> {
+        (**self).delete(key)
+    }
+    fn clear(&self) -> Result<(), StorageError> {
+        (**self).clear()
+    }
+    fn scan(
+        &self,
+        start: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> ScanStep,
+    ) -> Result<(), StorageError> {
+        (**self).scan(start, f)
+    }
+    fn size_bytes(&self) -> u64 {
+        (**self).size_bytes()
+    }
+    fn flush(&self) -> Result<(), StorageError> {
+        (**self).flush()
+    }
+}

@@ -117,6 +117,9 @@ pub async fn execute(
         }
         Request::Quit => return Next::Close,
         Request::QuitIgnored => {}
+        Request::Failpoint { name, actions } => {
+            out.extend_from_slice(flare_daemon::fault::command_reply(&name, &actions).as_bytes())
+        }
         // Index-only commands never reach here (the node parser answers them
         // `ERROR`), but stay explicit.
         Request::NodeAdd { .. }
@@ -140,6 +143,13 @@ pub async fn execute(
 
 /// Apply a write to local storage.
 pub(crate) fn apply_write(node: &Node, request: Request, out: &mut BytesMut) -> Option<Applied> {
+    // a slow (`sleep(MS)`) or failing disk, in the fault-injection tests
+    if flare_daemon::fault::block("storage::write").is_err() {
+        let e = flare_storage::StorageError::Engine("failpoint storage::write".to_string());
+        node.fail_storage(request.op_name(), &e);
+        out.extend_from_slice(reply::IO_ERROR);
+        return None;
+    }
     match request {
         Request::Store(s) => storage::apply(node, s, out),
         Request::Touch {

@@ -12,6 +12,13 @@ use crate::node::Node;
 use crate::reconstruction;
 
 pub fn apply(node: &Arc<Node>, version: u64, nodes: Vec<NodeLine>, out: &mut BytesMut) {
+    // a node that is slow to take, or fails to take, a new map (the index
+    // retries until the node has the current version)
+    if flare_daemon::fault::block("node_sync::apply").is_err() {
+        tracing::warn!("node sync of version {version} not applied (failpoint node_sync::apply)");
+        out.extend_from_slice(b"SERVER_ERROR failpoint node_sync::apply\r\n");
+        return;
+    }
     match node.install(version, nodes) {
         Ok(crate::node::Installed {
             before,

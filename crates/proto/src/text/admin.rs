@@ -79,3 +79,19 @@ pub(super) fn parse_quit(c: &mut Cursor<'_>) -> Request {
         Request::QuitIgnored
     }
 }
+
+/// `failpoint <name> [<actions>]` (test builds only; see [`Request::Failpoint`]).
+pub(super) fn parse_failpoint(c: &mut Cursor<'_>) -> Request {
+    let name = c.word();
+    let actions = c.word();
+    if name.is_empty() || !c.at_end() {
+        return Request::Error;
+    }
+    match (std::str::from_utf8(name), std::str::from_utf8(actions)) {
+        (Ok(name), Ok(actions)) => Request::Failpoint {
+            name: name.to_string(),
+            actions: actions.to_string(),
+        },
+        _ => Request::Error,
+    }
+}

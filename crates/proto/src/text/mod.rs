@@ -278,6 +278,7 @@ impl Parser {
             b"kill" => admin::parse_kill(&mut c).into(),
             b"verbosity" => admin::parse_verbosity(&mut c).into(),
             b"quit" => admin::parse_quit(&mut c).into(),
+            b"failpoint" => admin::parse_failpoint(&mut c).into(),
             _ => Request::Error.into(),
         }
     }
