@@ -2,18 +2,24 @@
 //! docs/reliability.md): a seeded RNG, a register linearizability checker,
 //! and the client workload with its final check.
 //!
-//! The workload is one client thread that writes unique values with `sync`
-//! (60 % of its operations) and reads them back (40 %), [`OPS_PER_KEY`]
-//! operations per key, then the next key, and records every operation with
-//! its invocation and answer times. [`Workload::finish`] reads every key once
-//! more and checks that
-//! * every acknowledged write is readable at the end (0 lost), and
-//! * every key's history is linearizable as a register ([`lin`]; a write
-//!   whose outcome is unknown may have taken effect or not; a read that
-//!   misses is not checked, because a read through a proxy also misses when
-//!   the forward fails during a failover).
+//! The workload is one or more client threads on the same keys: `sync`
+//! writes of values unique over all clients, reads, `sync` deletes, and
+//! `incr … sync` on a counter per client ([`Mix`]). [`OPS_PER_KEY`]
+//! operations go to a key, from whichever clients come first, then the next
+//! key; every operation is recorded with its invocation and answer times.
+//! [`Workload::finish`] reads every key and counter once more and checks
+//! that
+//! * every key's history, with that last read, is linearizable as a
+//!   register ([`lin`]; a delete writes "absent"; a write or delete whose
+//!   outcome is unknown may have taken effect or not; a read that misses
+//!   during the run is not checked, because a read through a proxy also
+//!   misses when the forward fails during a failover). A final miss that no
+//!   delete explains is a lost write;
+//! * every counter's answers increase and its final value is at least the
+//!   number of acknowledged increments and at most that plus the unknown
+//!   ones.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -179,24 +185,58 @@ pub const OPS_PER_KEY: u64 = 12;
 /// The longest a workload runs, whatever the test does.
 const MAX_RUN: Duration = Duration::from_secs(900);
 
-/// What the client did.
+/// What the clients did.
 #[derive(Default)]
 pub struct History {
-    /// Per key (`f<index>`): its events.
+    /// Per key (`f<index>`): its events, from every client.
     pub keys: Vec<Vec<lin::Event>>,
+    /// Writes and deletes answered `STORED` / `DELETED` / `NOT_FOUND`.
     pub acked: u64,
+    /// Writes and deletes without an answer.
     pub unknown: u64,
+    /// Deletes among `acked`.
+    pub deletes: u64,
+    /// Per client: its counter `c<client>`.
+    pub counters: Vec<Counter>,
 }
 
-/// How the workload (re)connects after an error.
-pub type Connect = Box<dyn Fn() -> std::io::Result<LoadClient> + Send>;
+/// One client's counter: `incr c<client> 1 sync`, one at a time.
+#[derive(Clone, Debug, Default)]
+pub struct Counter {
+    /// Increments answered with a number.
+    pub acked: u64,
+    /// Increments without an answer (may or may not have happened).
+    pub unknown: u64,
+    /// The numbers answered, in order.
+    pub answers: Vec<u64>,
+    /// The counter key answered `NOT_FOUND` (it was created with `sync`).
+    pub vanished: bool,
+}
 
-/// The client thread of a nemesis test.
+impl Counter {
+    /// Whether the answers and `last` (the value read at the end) are
+    /// possible: every answer above the previous one and within what could
+    /// have happened by then, and `last` between the acknowledged count and
+    /// that plus the unknown ones.
+    fn consistent(&self, last: u64) -> bool {
+        let increasing = self.answers.windows(2).all(|w| w[0] < w[1]);
+        !self.vanished
+            && increasing
+            && last >= self.acked
+            && last <= self.acked + self.unknown
+            && self.answers.last().is_none_or(|&a| a <= last)
+    }
+}
+
+/// How a client (re)connects after an error.
+pub type Connect = Arc<dyn Fn() -> std::io::Result<LoadClient> + Send + Sync>;
+
+/// The client threads of a nemesis test.
 pub struct Workload {
     stop: Arc<AtomicBool>,
     history: Arc<Mutex<History>>,
     origin: Instant,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// The final figures of a workload.
@@ -204,15 +244,21 @@ pub struct Verdict {
     pub keys: usize,
     pub acked: u64,
     pub unknown: u64,
-    /// Keys with an acknowledged write that are not readable at the end.
+    pub deletes: u64,
+    /// Increments acknowledged, over all counters.
+    pub increments: u64,
+    /// Keys whose acknowledged write is not readable at the end (a miss
+    /// no delete explains).
     pub lost: Vec<String>,
     /// Keys whose history is not linearizable, with the history.
     pub violations: Vec<(String, Vec<lin::Event>)>,
+    /// Counters whose answers or final value are impossible.
+    pub bad_counters: Vec<(String, Counter, Option<u64>)>,
 }
 
 impl Verdict {
-    /// Fails the test if no write was acknowledged, one was lost, or a
-    /// history is not linearizable.
+    /// Fails the test if no write was acknowledged, one was lost, a history
+    /// is not linearizable, or a counter lost or invented increments.
     #[track_caller]
     pub fn assert_ok(&self) {
         assert!(self.acked > 0, "no write was acknowledged");
@@ -226,87 +272,89 @@ impl Verdict {
             "non-linearizable histories: {:?}",
             self.violations
         );
+        assert!(
+            self.bad_counters.is_empty(),
+            "counters that lost or invented increments: {:?}",
+            self.bad_counters
+        );
     }
 }
 
+/// The operation mix of a workload, in percent (the rest are reads).
+#[derive(Clone, Copy, Debug)]
+pub struct Mix {
+    pub writes: u64,
+    pub deletes: u64,
+    pub increments: u64,
+}
+
+/// The mix of the single-client workload: 60 % writes, 40 % reads.
+pub const WRITES_AND_READS: Mix = Mix {
+    writes: 60,
+    deletes: 0,
+    increments: 0,
+};
+
+/// Writes, reads, deletes and increments.
+pub const EVERYTHING: Mix = Mix {
+    writes: 45,
+    deletes: 10,
+    increments: 10,
+};
+
 impl Workload {
-    /// Start the client: the operations are drawn from `seed`; `connect`
-    /// opens a connection (again after any error).
+    /// One client, 60 % `sync` writes and 40 % reads, drawn from `seed`;
+    /// `connect` opens a connection (again after any error).
     pub fn start(seed: u64, connect: Connect) -> Workload {
+        Workload::start_with(seed, 1, WRITES_AND_READS, connect)
+    }
+
+    /// `clients` threads on the same keys (each key gets [`OPS_PER_KEY`]
+    /// operations from whichever clients come first), with the operation
+    /// `mix`; values are unique over all clients.
+    pub fn start_with(seed: u64, clients: usize, mix: Mix, connect: Connect) -> Workload {
         let origin = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
-        let history = Arc::new(Mutex::new(History::default()));
-        let (st, hist) = (Arc::clone(&stop), Arc::clone(&history));
-        let mut crng = Rng::new(seed.rotate_left(17));
-        let thread = std::thread::spawn(move || {
-            let ns = |t: Instant| t.duration_since(origin).as_nanos() as u64;
-            let lock = || hist.lock().unwrap_or_else(|e| e.into_inner());
-            let mut conn: Option<LoadClient> = None;
-            let mut value = 0u64;
-            let mut op = 0u64;
-            while !st.load(Ordering::SeqCst) && origin.elapsed() < MAX_RUN {
-                let key = op / OPS_PER_KEY;
-                op += 1;
-                if conn.is_none() {
-                    conn = connect().ok();
-                }
-                let Some(cl) = conn.as_mut() else {
-                    // no server reachable: back off before reconnecting
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                };
-                let name = format!("f{key}");
-                let start = Instant::now();
-                let event = if crng.below(10) < 6 {
-                    value += 1;
-                    let r = cl.set(&name, format!("{value}").as_bytes(), "sync");
-                    let end = Instant::now();
-                    let ok = matches!(&r, Ok(s) if s == "STORED");
-                    if r.is_err() {
-                        conn = None;
-                    }
-                    let mut h = lock();
-                    if ok {
-                        h.acked += 1;
-                    } else {
-                        h.unknown += 1;
-                    }
-                    lin::Event {
-                        op: lin::Op::Write(value),
-                        start: ns(start),
-                        end: ok.then(|| ns(end)),
-                    }
-                } else {
-                    match cl.get(&name) {
-                        Ok(Some(v)) => lin::Event {
-                            op: lin::Op::Read(
-                                String::from_utf8_lossy(&v)
-                                    .parse()
-                                    .expect("a value the client wrote"),
-                            ),
-                            start: ns(start),
-                            end: Some(ns(Instant::now())),
-                        },
-                        Ok(None) => continue,
-                        Err(_) => {
-                            conn = None;
-                            continue;
-                        }
-                    }
-                };
-                let mut h = lock();
-                let k = key as usize;
-                if h.keys.len() <= k {
-                    h.keys.resize(k + 1, Vec::new());
-                }
-                h.keys[k].push(event);
+        let history = Arc::new(Mutex::new(History {
+            counters: vec![Counter::default(); clients],
+            ..History::default()
+        }));
+        if mix.increments > 0 {
+            // The counters start at 0 before any fault: a `set` whose
+            // outcome is unknown may take effect any time later (even after
+            // the increments that followed it), so it cannot be part of the
+            // checked history.
+            for id in 0..clients {
+                wait_until("the counters are created", WAIT, || {
+                    connect()
+                        .and_then(|mut c| c.set(&format!("c{id}"), b"0", "sync"))
+                        .is_ok_and(|r| r == "STORED")
+                });
             }
-        });
+        }
+        let next_op = Arc::new(AtomicU64::new(0));
+        let next_value = Arc::new(AtomicU64::new(1));
+        let threads = (0..clients)
+            .map(|id| {
+                let ctx = ClientCtx {
+                    id,
+                    mix,
+                    origin,
+                    stop: Arc::clone(&stop),
+                    history: Arc::clone(&history),
+                    next_op: Arc::clone(&next_op),
+                    next_value: Arc::clone(&next_value),
+                    connect: Arc::clone(&connect),
+                    rng: Rng::new(seed.rotate_left(17) ^ id as u64),
+                };
+                std::thread::spawn(move || ctx.run())
+            })
+            .collect();
         Workload {
             stop,
             history,
             origin,
-            thread: Some(thread),
+            threads,
         }
     }
 
@@ -314,7 +362,7 @@ impl Workload {
         self.history.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes acknowledged so far.
+    /// Writes and deletes acknowledged so far.
     pub fn acked(&self) -> u64 {
         self.lock().acked
     }
@@ -329,53 +377,198 @@ impl Workload {
         });
     }
 
-    /// Stop the client, read every key once more with `final_reader`
-    /// (retrying misses of keys with an acknowledged write: such a key must
-    /// be found), and check the histories.
+    /// Stop the clients, read every key and counter once more with
+    /// `final_reader` (retrying misses for a while: the cluster may still be
+    /// settling), and check the histories.
     pub fn finish(mut self, final_reader: &mut LoadClient) -> Verdict {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             t.join().expect("client thread");
         }
         let origin = self.origin;
+        let now = || origin.elapsed().as_nanos() as u64;
         let mut h = self.lock();
         let mut lost = Vec::new();
         let mut violations = Vec::new();
         for (k, events) in h.keys.iter_mut().enumerate() {
-            let acked_write = events
-                .iter()
-                .any(|e| matches!(e.op, lin::Op::Write(_)) && e.end.is_some());
             let name = format!("f{k}");
             let deadline = Instant::now() + WAIT;
-            let read = loop {
-                let start = origin.elapsed().as_nanos() as u64;
-                match final_reader.get(&name).expect("final read") {
-                    Some(v) => {
-                        break Some(lin::Event {
-                            op: lin::Op::Read(String::from_utf8_lossy(&v).parse().expect("value")),
-                            start,
-                            end: Some(origin.elapsed().as_nanos() as u64),
-                        })
-                    }
-                    None if !acked_write || Instant::now() > deadline => break None,
-                    None => std::thread::sleep(Duration::from_millis(100)),
+            // A miss that the history does not explain (no delete could be
+            // last) is retried for a while: a read through a proxy also
+            // misses when a forward fails while the cluster settles.
+            loop {
+                let start = now();
+                let value = final_reader
+                    .get(&name)
+                    .expect("final read")
+                    .map_or(0, |v| value_of(&v));
+                events.push(lin::Event {
+                    op: lin::Op::Read(value),
+                    start,
+                    end: Some(now()),
+                });
+                if lin::check(events) {
+                    break;
                 }
-            };
-            match read {
-                Some(e) => events.push(e),
-                None if acked_write => lost.push(name.clone()),
-                None => {}
+                if value != 0 {
+                    violations.push((name, events.clone()));
+                    break;
+                }
+                if Instant::now() > deadline {
+                    lost.push(name);
+                    break;
+                }
+                events.pop();
+                std::thread::sleep(Duration::from_millis(100));
             }
-            if !lin::check(events) {
-                violations.push((name, events.clone()));
+        }
+        let mut bad_counters = Vec::new();
+        for (id, counter) in h.counters.iter().enumerate() {
+            if counter.acked + counter.unknown == 0 && !counter.vanished {
+                continue;
+            }
+            let name = format!("c{id}");
+            let last = final_reader
+                .get(&name)
+                .expect("final read")
+                .map(|v| value_of(&v));
+            if !last.is_some_and(|l| counter.consistent(l)) {
+                bad_counters.push((name, counter.clone(), last));
             }
         }
         Verdict {
             keys: h.keys.len(),
             acked: h.acked,
             unknown: h.unknown,
+            deletes: h.deletes,
+            increments: h.counters.iter().map(|c| c.acked).sum(),
             lost,
             violations,
+            bad_counters,
+        }
+    }
+}
+
+/// A stored value: the decimal number a client wrote.
+fn value_of(v: &[u8]) -> u64 {
+    String::from_utf8_lossy(v)
+        .trim()
+        .parse()
+        .expect("a value the clients wrote")
+}
+
+/// One client thread.
+struct ClientCtx {
+    id: usize,
+    mix: Mix,
+    origin: Instant,
+    stop: Arc<AtomicBool>,
+    history: Arc<Mutex<History>>,
+    next_op: Arc<AtomicU64>,
+    next_value: Arc<AtomicU64>,
+    connect: Connect,
+    rng: Rng,
+}
+
+impl ClientCtx {
+    fn lock(&self) -> MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ns(&self, t: Instant) -> u64 {
+        t.duration_since(self.origin).as_nanos() as u64
+    }
+
+    fn run(mut self) {
+        let mut conn: Option<LoadClient> = None;
+        let counter = format!("c{}", self.id);
+        while !self.stop.load(Ordering::SeqCst) && self.origin.elapsed() < MAX_RUN {
+            if conn.is_none() {
+                conn = (self.connect)().ok();
+            }
+            let Some(cl) = conn.as_mut() else {
+                // no server reachable: back off before reconnecting
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            };
+            let dice = self.rng.below(100);
+            let m = self.mix;
+            if dice >= m.writes + m.deletes && dice < m.writes + m.deletes + m.increments {
+                let r = cl.request(format!("incr {counter} 1 sync\r\n").as_bytes());
+                let mut h = self.lock();
+                let c = &mut h.counters[self.id];
+                match &r {
+                    Ok(line) if line == "NOT_FOUND" => c.vanished = true,
+                    Ok(line) => match line.parse::<u64>() {
+                        Ok(n) => {
+                            c.acked += 1;
+                            c.answers.push(n);
+                        }
+                        Err(_) => c.unknown += 1,
+                    },
+                    Err(_) => c.unknown += 1,
+                }
+                drop(h);
+                if r.is_err() {
+                    conn = None;
+                }
+                continue;
+            }
+            let key = self.next_op.fetch_add(1, Ordering::SeqCst) / OPS_PER_KEY;
+            let name = format!("f{key}");
+            let start = Instant::now();
+            let event = if dice < m.writes + m.deletes {
+                let is_delete = dice >= m.writes;
+                let (r, value) = if is_delete {
+                    (cl.request(format!("delete {name} sync\r\n").as_bytes()), 0)
+                } else {
+                    let v = self.next_value.fetch_add(1, Ordering::SeqCst);
+                    (cl.set(&name, format!("{v}").as_bytes(), "sync"), v)
+                };
+                let end = Instant::now();
+                let ok = match &r {
+                    Ok(s) if is_delete => s == "DELETED" || s == "NOT_FOUND",
+                    Ok(s) => s == "STORED",
+                    Err(_) => false,
+                };
+                if r.is_err() {
+                    conn = None;
+                }
+                let mut h = self.lock();
+                if ok {
+                    h.acked += 1;
+                    if is_delete {
+                        h.deletes += 1;
+                    }
+                } else {
+                    h.unknown += 1;
+                }
+                lin::Event {
+                    op: lin::Op::Write(value),
+                    start: self.ns(start),
+                    end: ok.then(|| self.ns(end)),
+                }
+            } else {
+                match cl.get(&name) {
+                    Ok(Some(v)) => lin::Event {
+                        op: lin::Op::Read(value_of(&v)),
+                        start: self.ns(start),
+                        end: Some(self.ns(Instant::now())),
+                    },
+                    // a miss is not checked (see the module docs)
+                    Ok(None) => continue,
+                    Err(_) => {
+                        conn = None;
+                        continue;
+                    }
+                }
+            };
+            let mut h = self.lock();
+            let k = key as usize;
+            if h.keys.len() <= k {
+                h.keys.resize(k + 1, Vec::new());
+            }
+            h.keys[k].push(event);
         }
     }
 }

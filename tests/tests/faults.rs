@@ -1,15 +1,18 @@
 //! Process-level fault injection (docs/reliability.md).
 //!
 //! A seeded nemesis kills (`kill -9`), stops (SIGTERM), pauses (SIGSTOP) and
-//! restarts masters, slaves and the index, and heals the cluster after each
-//! fault (restart, re-add as slave), while a client writes unique values with
-//! `sync` through a proxy and reads them back through it. A checker then
-//! requires that
-//! * every acknowledged write is readable at the end (0 lost), and
+//! restarts masters, slaves and the index, and slows a node's disk (the
+//! `storage::write` failpoint: the daemons built with failpoints), and heals
+//! the cluster after each fault (restart, re-add as slave), while three
+//! clients write unique values with `sync`, delete, increment counters and
+//! read, all through a proxy. A checker then requires that
+//! * every acknowledged write is readable at the end (0 lost),
 //! * every key's history is linearizable as a register (Wing–Gong search;
 //!   a write whose outcome is unknown may have taken effect or not; a read
 //!   that misses is not checked, because a read through a proxy also misses
-//!   when the forward fails during a failover).
+//!   when the forward fails during a failover), and
+//! * no counter lost an acknowledged increment or gained more than the
+//!   unknown ones.
 //!
 //! The client workload and the checker are `flare_e2e::nemesis`, shared
 //! with the partition nemesis (`tests/partitions.rs`).
@@ -19,7 +22,7 @@
 
 use std::time::Duration;
 
-use flare_e2e::nemesis::{env_u64, Rng, Workload};
+use flare_e2e::nemesis::{env_u64, Rng, Workload, EVERYTHING};
 use flare_e2e::*;
 
 const DATA_NODES: usize = 3;
@@ -34,15 +37,20 @@ enum Fault {
     KillSlave,
     PauseSlave,
     RestartIndex,
+    SlowDisk,
 }
 
-const FAULTS: [Fault; 5] = [
+const FAULTS: [Fault; 6] = [
     Fault::TermMaster,
     Fault::KillMaster,
     Fault::KillSlave,
     Fault::PauseSlave,
     Fault::RestartIndex,
+    Fault::SlowDisk,
 ];
+
+/// Clients of the workload.
+const CLIENTS: usize = 3;
 
 /// The data node that is the active master of partition 0 (waits for one).
 fn master(c: &Cluster, limit: Duration) -> usize {
@@ -97,17 +105,21 @@ fn nemesis_loses_no_acknowledged_write() {
     let rounds = env_u64("FLARE_FAULT_ROUNDS", 8);
     let seed = env_u64("FLARE_FAULT_SEED", 0x5eed_f1a2);
     let mut rng = Rng::new(seed);
+    use_failpoint_binaries();
     let mut c = Cluster::start_with(FAST_MONITOR, "proxy-timeout = 2000\n", DATA_NODES + 1);
     c.first_master(0);
     c.add_slave(1, 0, 0, WAIT);
     c.add_slave(2, 0, 0, WAIT);
 
     let port = c.port(PROXY);
-    let client = Workload::start(
+    let client = Workload::start_with(
         seed,
-        Box::new(move || LoadClient::connect(port, Duration::from_secs(5))),
+        CLIENTS,
+        EVERYTHING,
+        std::sync::Arc::new(move || LoadClient::connect(port, Duration::from_secs(5))),
     );
 
+    let started = std::time::Instant::now();
     let mut injected = std::collections::BTreeMap::new();
     for round in 0..rounds {
         let fault = FAULTS[rng.below(FAULTS.len() as u64) as usize];
@@ -115,7 +127,11 @@ fn nemesis_loses_no_acknowledged_write() {
         let m = master(&c, Duration::from_secs(60));
         let slaves: Vec<usize> = (0..DATA_NODES).filter(|&i| i != m).collect();
         let slave = slaves[rng.below(slaves.len() as u64) as usize];
-        eprintln!("round {round}: {fault:?} (master {m}, slave {slave})");
+        eprintln!(
+            "round {round}: {fault:?} (master {m}, slave {slave}) at {:?}",
+            started.elapsed()
+        );
+
         match fault {
             Fault::TermMaster => {
                 c.nodes[m].terminate();
@@ -128,6 +144,18 @@ fn nemesis_loses_no_acknowledged_write() {
                 // the fault's duration (drawn from the seed), not a wait for anything
                 std::thread::sleep(Duration::from_millis(500 + rng.below(2000)));
                 signal(pid, SIGCONT);
+            }
+            Fault::SlowDisk => {
+                // master or slave: every write waits on its disk
+                let i = if rng.below(2) == 0 { m } else { slave };
+                let ms = 20 + rng.below(180);
+                c.conn(i).expect(
+                    format!("failpoint storage::write sleep({ms})\r\n").as_bytes(),
+                    b"OK\r\n",
+                );
+                // the fault's duration (drawn from the seed)
+                std::thread::sleep(Duration::from_millis(1000 + rng.below(2000)));
+                c.conn(i).expect(b"failpoint storage::write\r\n", b"OK\r\n");
             }
             Fault::RestartIndex => {
                 c.index.kill9();
@@ -145,12 +173,15 @@ fn nemesis_loses_no_acknowledged_write() {
     // Final reads: every key once more, through the proxy.
     let verdict = client.finish(&mut LoadClient::connect(port, WAIT).expect("connect"));
     eprintln!(
-        "seed {seed:#x}: {rounds} rounds, faults {injected:?}, {} keys, {} acknowledged writes, {} unknown outcomes, {} lost, {} non-linearizable keys",
+        "seed {seed:#x}: {rounds} rounds, faults {injected:?}, {CLIENTS} clients, {} keys, {} acknowledged writes ({} deletes), {} increments, {} unknown outcomes, {} lost, {} non-linearizable keys, {} bad counters",
         verdict.keys,
         verdict.acked,
+        verdict.deletes,
+        verdict.increments,
         verdict.unknown,
         verdict.lost.len(),
-        verdict.violations.len()
+        verdict.violations.len(),
+        verdict.bad_counters.len()
     );
     verdict.assert_ok();
 }

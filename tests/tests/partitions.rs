@@ -510,7 +510,7 @@ fn partition_nemesis_loses_no_acknowledged_write() {
     let dial = net.dialer("c", "p", PORT);
     let client = Workload::start(
         seed,
-        Box::new(move || LoadClient::from_stream(dial()?, Duration::from_secs(5))),
+        std::sync::Arc::new(move || LoadClient::from_stream(dial()?, Duration::from_secs(5))),
     );
     client.wait_acked(20, WAIT);
 

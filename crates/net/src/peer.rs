@@ -396,6 +396,13 @@ async fn run_pipe(addr: Arc<str>, cfg: PeerConfig, mut rx: mpsc::Receiver<Job>) 
         while let Some(first) = rx.recv().await {
             let mut next = Some(first);
             while let Some(job) = next.take() {
+                if job.reply.as_ref().is_some_and(|r| r.is_closed()) {
+                    // its caller gave up (timed out) before it was written:
+                    // a request nobody waits for is not sent, so that it
+                    // cannot take effect after the caller moved on
+                    next = rx.try_recv().ok();
+                    continue;
+                }
                 let want = u32::try_from(job.wire.len().max(1))
                     .unwrap_or(u32::MAX)
                     .min(max_permits);
@@ -414,6 +421,12 @@ async fn run_pipe(addr: Arc<str>, cfg: PeerConfig, mut rx: mpsc::Receiver<Job>) 
                         }
                     }
                 };
+                if job.reply.as_ref().is_some_and(|r| r.is_closed()) {
+                    // given up on while it waited for room
+                    drop(permit);
+                    next = rx.try_recv().ok();
+                    continue;
+                }
                 let inflight = InFlight {
                     kind: job.kind,
                     reply: job.reply,
@@ -655,6 +668,69 @@ mod tests {
             .await
             .expect_err("timeout");
         assert!(matches!(e, PeerError::Timeout { .. }), "{e}");
+    }
+
+    /// A request whose caller gave up while it waited for room on the pipe
+    /// is never written: it cannot take effect after the caller moved on.
+    #[tokio::test]
+    async fn abandoned_requests_are_not_sent() {
+        let (l, addr) = listen().await;
+        let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (go_tx, go_rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.expect("accept");
+            let (r, mut w) = s.into_split();
+            let mut lines = tokio::io::BufReader::new(r);
+            let mut line = Vec::new();
+            // the first request, answered only when the test says so
+            lines.read_until(b'\n', &mut line).await.expect("read");
+            seen_tx.send(line.clone()).expect("seen");
+            let _ = go_rx.await;
+            w.write_all(b"STORED\r\n").await.expect("write");
+            loop {
+                line.clear();
+                if lines.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                seen_tx.send(line.clone()).expect("seen");
+                w.write_all(b"STORED\r\n").await.expect("write");
+            }
+        });
+        let mut c = cfg(2000);
+        // room for one request in flight
+        c.max_inflight_bytes = 16;
+        let pipe = Pipe::open(&addr, c);
+        let first = pipe
+            .submit(Bytes::from_static(b"set a 0 0 1\r\n"), ReplyKind::Line)
+            .await
+            .expect("queued");
+        assert_eq!(seen_rx.recv().await.expect("first"), b"set a 0 0 1\r\n");
+        // waits for room behind the first; its caller gives up
+        let e = pipe
+            .call(
+                Bytes::from_static(b"set b 0 0 1\r\n"),
+                ReplyKind::Line,
+                Duration::from_millis(100),
+            )
+            .await
+            .expect_err("timed out");
+        assert!(matches!(e, PeerError::Timeout { .. }), "{e}");
+        go_tx.send(()).expect("go");
+        assert_eq!(
+            &first.await.expect("answer").expect("ok")[..],
+            b"STORED\r\n"
+        );
+        // the next request is the one after the abandoned one
+        let r = pipe
+            .call(
+                Bytes::from_static(b"set c 0 0 1\r\n"),
+                ReplyKind::Line,
+                Duration::from_secs(2),
+            )
+            .await
+            .expect("third");
+        assert_eq!(&r[..], b"STORED\r\n");
+        assert_eq!(seen_rx.recv().await.expect("third"), b"set c 0 0 1\r\n");
     }
 
     #[tokio::test]
