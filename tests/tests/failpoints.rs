@@ -107,7 +107,12 @@ fn a_slave_the_master_cannot_reach_is_taken_out_and_rebuilt() {
         &[(s, rec("proxy", "down", -1, 0, tt))],
         Duration::from_secs(60),
     );
-    // the slave is out: writes go on without it
+    // once the master has that map, the slave is out: writes go on
+    // without it
+    let v = c.index_conn().map_version();
+    wait_until("the master has the map without the slave", WAIT, || {
+        c.conn(m).map_version() >= v
+    });
     c.conn(m)
         .expect(b"set after 0 0 1 sync\r\nz\r\n", b"STORED\r\n");
     failpoint(&mut c.conn(m), "replication::send", "");

@@ -367,3 +367,42 @@ fn a_master_without_the_index_stops_accepting_writes() {
         mc.read_line() == "STORED\r\n"
     });
 }
+
+/// A `touch` used to be replicated without a version: when a batch was sent
+/// again (its answers lost), a `touch` of an older version reached the slave
+/// after a later `set` and replaced that write's expiry there only. A
+/// replicated `touch` now carries the record's version and applies only at
+/// exactly that version; a client's version is still ignored (1.3.4).
+#[test]
+fn a_late_touch_does_not_change_a_later_write() {
+    let mut c = Cluster::start(2);
+    let (m, s) = (0, 1);
+    c.first_master(m);
+    c.add_slave(s, 1, 0, WAIT);
+    let mut master = c.conn(m);
+    master.expect(b"set k 0 0 1 sync\r\nA\r\n", b"STORED\r\n");
+    let (_, v1) = gets(&mut master, "k").expect("k");
+    master.expect(b"set k 0 0 1 sync\r\nB\r\n", b"STORED\r\n");
+    let (_, v2) = gets(&mut master, "k").expect("k");
+    let expire_at_slave = |c: &Cluster| {
+        dump_sorted(c.port(s))
+            .into_iter()
+            .find(|r| r.key == "k")
+            .map(|r| (r.version, r.expire))
+    };
+    assert_eq!(expire_at_slave(&c), Some((v2, 0)));
+    // the master's touch of v1, arriving late
+    let late = format!("<{}>touch k 2000000000 {v1}\r\n", c.key(m));
+    c.conn(s).expect(late.as_bytes(), b"NOT_STORED\r\n");
+    assert_eq!(expire_at_slave(&c), Some((v2, 0)));
+    // a touch of the current version applies
+    let current = format!("<{}>touch k 2000000000 {v2}\r\n", c.key(m));
+    c.conn(s).expect(current.as_bytes(), b"TOUCHED\r\n");
+    assert_eq!(expire_at_slave(&c), Some((v2, 2_000_000_000)));
+    // a client's version is accepted and ignored, and the touch reaches
+    // the slave with the record's version
+    master.expect(b"touch k 2000000100 12345\r\n", b"TOUCHED\r\n");
+    wait_until("the slave has the new expire", WAIT, || {
+        expire_at_slave(&c) == Some((v2, 2_000_000_100))
+    });
+}

@@ -94,6 +94,7 @@ pub fn encode_request(
             key,
             exptime,
             noreply,
+            ..
         }
         | Request::Gat {
             key,
@@ -105,6 +106,12 @@ pub fn encode_request(
             out.put_slice(key);
             out.put_u8(b' ');
             put_i64(out, *exptime);
+            if let Request::Touch { version, .. } = req {
+                if *version != 0 {
+                    out.put_u8(b' ');
+                    out.put_slice(version.to_string().as_bytes());
+                }
+            }
             if *noreply {
                 out.put_slice(b" noreply");
             }

@@ -94,6 +94,10 @@ pub enum Request {
     Touch {
         key: Bytes,
         exptime: i64,
+        /// The optional version (0 = none). Ignored for clients, as in
+        /// 1.3.4; a replicated touch applies only to a record at exactly
+        /// this version (docs/replication.md §1).
+        version: u64,
         noreply: bool,
     },
     Gat {

@@ -235,11 +235,11 @@ fn wire_request() -> impl Strategy<Value = Request> {
                 options,
             }
         ),
-        1 => (any::<bool>(), request_key(), time(), any::<bool>()).prop_map(
-            |(gat, key, exptime, noreply)| if gat {
+        1 => (any::<bool>(), request_key(), time(), small_or_any_u64(), any::<bool>()).prop_map(
+            |(gat, key, exptime, version, noreply)| if gat {
                 Request::Gat { key, exptime, noreply }
             } else {
-                Request::Touch { key, exptime, noreply }
+                Request::Touch { key, exptime, version, noreply }
             }
         ),
         1 => (small_or_any_u64(), vec(node_line(), 0..4))
@@ -334,6 +334,7 @@ fn encode_wire(w: &Wire, out: &mut Vec<u8>) {
             key,
             exptime,
             noreply,
+            ..
         }
         | Request::Gat {
             key,
@@ -344,6 +345,11 @@ fn encode_wire(w: &Wire, out: &mut Vec<u8>) {
             words.push(if gat { "gat" } else { "touch" }.into());
             words.push(key.to_vec());
             words.push(num(exptime));
+            if let Request::Touch { version, .. } = &w.request {
+                if *version > 0 {
+                    words.push(num(version));
+                }
+            }
             if *noreply {
                 words.push(b"noreply".to_vec());
             }
@@ -1046,7 +1052,7 @@ fn forwarded_request() -> impl Strategy<Value = (Request, ReplyKind)> {
                 if gat {
                     (Request::Gat { key, exptime, noreply }, ReplyKind::ValueOrLine)
                 } else {
-                    (Request::Touch { key, exptime, noreply }, ReplyKind::Line)
+                    (Request::Touch { key, exptime, version: 0, noreply }, ReplyKind::Line)
                 }
             }
         ),

@@ -24,5 +24,5 @@ pub use record::Record;
 pub use rocks::{Compression, FsyncPolicy, RocksConfig, RocksEngine};
 pub use store::{
     epoch_floor, ArithOutcome, DeleteOutcome, Store, StoreConfig, StoreMode, StoreOutcome,
-    WriteRequest, EPOCH_SHIFT, MAX_EPOCH,
+    TouchOutcome, WriteRequest, EPOCH_SHIFT, MAX_EPOCH,
 };

@@ -35,8 +35,8 @@ pub enum Applied {
     Record(bytes::Bytes),
     /// Deleted: key, delete-hold expire (0 = none), deleted version.
     Delete(bytes::Bytes, i64, u64),
-    /// Touched: key, new expire.
-    Touch(bytes::Bytes, i64),
+    /// Touched: key, new expire, the record's version (unchanged by touch).
+    Touch(bytes::Bytes, i64, u64),
 }
 
 /// Execute one request; replies are appended to `out`. `proxy` is the proxy
@@ -60,7 +60,8 @@ pub async fn execute(
         }
         match route {
             WriteRoute::Local { master: false } => {
-                apply_write(node, request, out);
+                // a replicated write from the key's master (fenced above)
+                apply_write(node, request, true, out);
             }
             WriteRoute::Local { master: true } => match node.index_silence() {
                 // index-silence-limit: maybe replaced by now; do not acknowledge
@@ -135,14 +136,20 @@ pub async fn execute(
         | Request::Gat { .. }
         | Request::Arith { .. }
         | Request::Delete { .. } => {
-            apply_write(node, request, out);
+            apply_write(node, request, false, out);
         }
     }
     Next::Continue
 }
 
-/// Apply a write to local storage.
-pub(crate) fn apply_write(node: &Node, request: Request, out: &mut BytesMut) -> Option<Applied> {
+/// Apply a write to local storage; `replica`: a replicated write on a
+/// slave (a `touch` with a version then applies only at that version).
+pub(crate) fn apply_write(
+    node: &Node,
+    request: Request,
+    replica: bool,
+    out: &mut BytesMut,
+) -> Option<Applied> {
     // a slow (`sleep(MS)`) or failing disk, in the fault-injection tests
     if flare_daemon::fault::block("storage::write").is_err() {
         let e = flare_storage::StorageError::Engine("failpoint storage::write".to_string());
@@ -155,8 +162,12 @@ pub(crate) fn apply_write(node: &Node, request: Request, out: &mut BytesMut) -> 
         Request::Touch {
             key,
             exptime,
+            version,
             noreply,
-        } => touch::touch(node, &key, exptime, noreply, out),
+        } => {
+            let version = if replica { version } else { 0 };
+            touch::touch(node, &key, exptime, version, noreply, out)
+        }
         Request::Gat {
             key,
             exptime,

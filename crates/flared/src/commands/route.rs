@@ -311,10 +311,13 @@ fn replicated_message(node: &Node, applied: &Applied, list: &[String]) -> Option
                 },
             )
         }
-        Applied::Touch(key, expire) => {
+        Applied::Touch(key, expire, version) => {
+            // applied by a slave only at this version: a resent touch never
+            // changes the expire of a later write (docs/replication.md §1)
             let req = Request::Touch {
                 key: key.clone(),
                 exptime: *expire,
+                version: *version,
                 noreply: false,
             };
             let fallback = record_as_set(node, key).map(|r| encode(list, &r));
@@ -358,7 +361,7 @@ pub async fn write_as_master(
 ) {
     let options = write_options(&request);
     let Some(key) = write_key(&request).cloned() else {
-        super::apply_write(node, request, out);
+        super::apply_write(node, request, false, out);
         return;
     };
     // Loop guard: a request that already passed this node twice is not
@@ -380,7 +383,7 @@ pub async fn write_as_master(
     let mut local = BytesMut::new();
     let acks = {
         let _order = node.order.lock(&key);
-        match super::apply_write(node, request, &mut local) {
+        match super::apply_write(node, request, false, &mut local) {
             // nothing changed: nothing to replicate (the room is freed)
             None => {
                 failed.clear();

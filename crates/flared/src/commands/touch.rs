@@ -2,15 +2,20 @@
 
 use bytes::{Bytes, BytesMut};
 use flare_proto::{absolute_expire, reply};
+use flare_storage::TouchOutcome;
 
 use super::Applied;
 use crate::node::{now, Node};
 use crate::stats::inc;
 
+/// `touch`; `version` (replicated touches only, else 0): apply only to the
+/// record at exactly that version. A record at a later version answers
+/// `NOT_STORED` (a later write already set its expire).
 pub fn touch(
     node: &Node,
     key: &Bytes,
     exptime: i64,
+    version: u64,
     noreply: bool,
     out: &mut BytesMut,
 ) -> Option<Applied> {
@@ -19,13 +24,14 @@ pub fn touch(
     let now = now();
     let expire = absolute_expire(exptime, now);
     let mut applied = None;
-    let line = match node.store.touch(key, expire, now) {
-        Ok(Some(_)) => {
+    let line = match node.store.touch_version(key, expire, version, now) {
+        Ok(TouchOutcome::Touched(r)) => {
             inc(&c.touch_hits);
-            applied = Some(Applied::Touch(key.clone(), expire));
+            applied = Some(Applied::Touch(key.clone(), expire, r.version));
             reply::TOUCHED
         }
-        Ok(None) => {
+        Ok(TouchOutcome::Newer) => reply::NOT_STORED,
+        Ok(TouchOutcome::NotFound) => {
             inc(&c.touch_misses);
             reply::NOT_FOUND
         }
@@ -56,7 +62,7 @@ pub fn gat(
             if !noreply {
                 reply::value(out, key, r.flags, &r.value, None);
             }
-            Some(Applied::Touch(key.clone(), expire))
+            Some(Applied::Touch(key.clone(), expire, r.version))
         }
         Ok(None) => {
             if !noreply {

@@ -12,10 +12,11 @@ fn parse_inner(c: &mut Cursor<'_>, gat: bool) -> Option<Request> {
     let key = owned(c.key()?);
     let exptime = i64::try_from(digits_u64(c.number())?).ok()?;
     let version_tok = c.number();
-    if !version_tok.is_empty() {
-        // accepted and ignored
-        digits_u64(version_tok)?;
-    }
+    let version = if version_tok.is_empty() {
+        0
+    } else {
+        digits_u64(version_tok)?
+    };
     let noreply = parse_options(c, false, false)?.noreply;
     Some(if gat {
         Request::Gat {
@@ -27,6 +28,7 @@ fn parse_inner(c: &mut Cursor<'_>, gat: bool) -> Option<Request> {
         Request::Touch {
             key,
             exptime,
+            version,
             noreply,
         }
     })

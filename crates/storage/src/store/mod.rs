@@ -77,6 +77,16 @@ pub enum ArithOutcome {
     NotFound,
 }
 
+/// Result of a versioned touch ([`Store::touch_version`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TouchOutcome {
+    Touched(Record),
+    /// Absent, expired, or at an older version.
+    NotFound,
+    /// At a later version.
+    Newer,
+}
+
 /// Result of delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
@@ -429,18 +439,42 @@ impl<E: KvEngine> Store<E> {
 
     /// touch / gat: replace the expire of a live record; returns the record.
     pub fn touch(&self, key: &[u8], expire: i64, now: i64) -> Result<Option<Record>, StorageError> {
+        match self.touch_version(key, expire, 0, now)? {
+            TouchOutcome::Touched(r) => Ok(Some(r)),
+            TouchOutcome::NotFound | TouchOutcome::Newer => Ok(None),
+        }
+    }
+
+    /// A replicated touch: replace the expire only if the record is at
+    /// exactly `version` (0: any version). A record at a later version has
+    /// a later write, whose expire wins (`Newer`); an older or missing one
+    /// is behind (`NotFound`: the master then sends the whole record).
+    pub fn touch_version(
+        &self,
+        key: &[u8],
+        expire: i64,
+        version: u64,
+        now: i64,
+    ) -> Result<TouchOutcome, StorageError> {
         let _g = self.shared();
         let mut stripe = self.stripe(key);
         let Some(mut r) = self.read(&mut stripe, key)? else {
-            return Ok(None);
+            return Ok(TouchOutcome::NotFound);
         };
         if r.is_expired(now) {
             self.purge_locked(&mut stripe, key, &r, now)?;
-            return Ok(None);
+            return Ok(TouchOutcome::NotFound);
+        }
+        if version != 0 && r.version != version {
+            return Ok(if r.version > version {
+                TouchOutcome::Newer
+            } else {
+                TouchOutcome::NotFound
+            });
         }
         r.expire = expire;
         self.save(&mut stripe, key, r.encode())?;
-        Ok(Some(r))
+        Ok(TouchOutcome::Touched(r))
     }
 
     /// incr / decr (protocol.md §11): saturating add, clamped subtract.

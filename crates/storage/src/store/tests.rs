@@ -396,3 +396,40 @@ fn deletes_during_a_rebuild_win_over_the_copy_whatever_the_cache_size() {
         Some(StoreOutcome::Stored { version: 6 })
     );
 }
+
+/// A replicated touch applies only to the record at its version: a later
+/// write keeps its own expire, a missing or older record asks for the whole
+/// record; version 0 touches whatever is there.
+#[test]
+fn touch_at_a_version() {
+    let s = store();
+    let v1 = match s.store(StoreMode::Set, w(b"t", b"a"), NOW) {
+        Ok(StoreOutcome::Stored { version }) => version,
+        other => panic!("{other:?}"),
+    };
+    let v2 = match s.store(StoreMode::Set, w(b"t", b"b"), NOW) {
+        Ok(StoreOutcome::Stored { version }) => version,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        s.touch_version(b"t", NOW + 100, v1, NOW).ok(),
+        Some(TouchOutcome::Newer)
+    );
+    assert_eq!(s.get(b"t", NOW).ok().flatten().map(|r| r.expire), Some(0));
+    assert_eq!(
+        s.touch_version(b"t", NOW + 100, v2 + 1, NOW).ok(),
+        Some(TouchOutcome::NotFound)
+    );
+    match s.touch_version(b"t", NOW + 100, v2, NOW) {
+        Ok(TouchOutcome::Touched(r)) => assert_eq!((r.version, r.expire), (v2, NOW + 100)),
+        other => panic!("{other:?}"),
+    }
+    match s.touch_version(b"t", NOW + 200, 0, NOW) {
+        Ok(TouchOutcome::Touched(r)) => assert_eq!((r.version, r.expire), (v2, NOW + 200)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.touch_version(b"missing", NOW + 100, 0, NOW).ok(),
+        Some(TouchOutcome::NotFound)
+    );
+}
