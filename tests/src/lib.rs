@@ -1412,16 +1412,29 @@ impl LoadClient {
 
     /// `get <key>`: the value, or `None` on a miss.
     pub fn get(&mut self, key: &str) -> std::io::Result<Option<Vec<u8>>> {
-        self.send(format!("get {key}\r\n").as_bytes())?;
+        Ok(self.fetch("get", key)?.map(|(v, _)| v))
+    }
+
+    /// `gets <key>`: (value, version), or `None` on a miss.
+    pub fn gets(&mut self, key: &str) -> std::io::Result<Option<(Vec<u8>, u64)>> {
+        self.fetch("gets", key)
+            .map(|r| r.map(|(v, version)| (v, version.unwrap_or(0))))
+    }
+
+    fn fetch(&mut self, cmd: &str, key: &str) -> std::io::Result<Option<(Vec<u8>, Option<u64>)>> {
+        self.send(format!("{cmd} {key}\r\n").as_bytes())?;
         let first = self.line()?;
         if first == "END" {
             return Ok(None);
         }
-        let len: usize = first
+        let bad = || std::io::Error::other(format!("unexpected reply {first:?}"));
+        let fields: Vec<&str> = first
             .strip_prefix("VALUE ")
-            .and_then(|r| r.split(' ').nth(2))
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("unexpected reply {first:?}")))?;
+            .ok_or_else(bad)?
+            .split(' ')
+            .collect();
+        let len: usize = fields.get(2).and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+        let version = fields.get(3).and_then(|n| n.parse().ok());
         let mut data = vec![0u8; len + 2];
         self.reader.read_exact(&mut data)?;
         data.truncate(len);
@@ -1429,7 +1442,7 @@ impl LoadClient {
         if end != "END" {
             return Err(std::io::Error::other(format!("expected END, got {end:?}")));
         }
-        Ok(Some(data))
+        Ok(Some((data, version)))
     }
 }
 

@@ -17,7 +17,8 @@
 //!   delete explains is a lost write;
 //! * every counter's answers increase and its final value is at least the
 //!   number of acknowledged increments and at most that plus the unknown
-//!   ones.
+//!   ones;
+//! * no version is ever read with two different values (reads are `gets`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -198,6 +199,28 @@ pub struct History {
     pub deletes: u64,
     /// Per client: its counter `c<client>`.
     pub counters: Vec<Counter>,
+    /// Every (key, version) read, with the value read: one version must
+    /// never carry two values.
+    pub versions: std::collections::HashMap<(u64, u64), u64>,
+    /// (key, version, first value, other value) where it did.
+    pub version_conflicts: Vec<(String, u64, u64, u64)>,
+}
+
+impl History {
+    /// Remember that `key` (its number) read `value` at `version`.
+    fn saw(&mut self, key: u64, version: u64, value: u64) {
+        match self.versions.entry((key, version)) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(value);
+            }
+            std::collections::hash_map::Entry::Occupied(e) if *e.get() != value => {
+                let first = *e.get();
+                self.version_conflicts
+                    .push((format!("f{key}"), version, first, value));
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {}
+        }
+    }
 }
 
 /// One client's counter: `incr c<client> 1 sync`, one at a time.
@@ -254,6 +277,10 @@ pub struct Verdict {
     pub violations: Vec<(String, Vec<lin::Event>)>,
     /// Counters whose answers or final value are impossible.
     pub bad_counters: Vec<(String, Counter, Option<u64>)>,
+    /// Distinct (key, version) pairs read (`gets`).
+    pub versions_seen: usize,
+    /// A version read with two different values: (key, version, value, value).
+    pub version_conflicts: Vec<(String, u64, u64, u64)>,
 }
 
 impl Verdict {
@@ -276,6 +303,11 @@ impl Verdict {
             self.bad_counters.is_empty(),
             "counters that lost or invented increments: {:?}",
             self.bad_counters
+        );
+        assert!(
+            self.version_conflicts.is_empty(),
+            "one version, two values: {:?}",
+            self.version_conflicts
         );
     }
 }
@@ -390,6 +422,7 @@ impl Workload {
         let mut h = self.lock();
         let mut lost = Vec::new();
         let mut violations = Vec::new();
+        let mut seen = Vec::new();
         for (k, events) in h.keys.iter_mut().enumerate() {
             let name = format!("f{k}");
             let deadline = Instant::now() + WAIT;
@@ -398,10 +431,11 @@ impl Workload {
             // misses when a forward fails while the cluster settles.
             loop {
                 let start = now();
-                let value = final_reader
-                    .get(&name)
-                    .expect("final read")
-                    .map_or(0, |v| value_of(&v));
+                let found = final_reader.gets(&name).expect("final read");
+                let value = found.as_ref().map_or(0, |(v, _)| value_of(v));
+                if let Some((_, version)) = found {
+                    seen.push((k as u64, version, value));
+                }
                 events.push(lin::Event {
                     op: lin::Op::Read(value),
                     start,
@@ -421,6 +455,9 @@ impl Workload {
                 events.pop();
                 std::thread::sleep(Duration::from_millis(100));
             }
+        }
+        for (key, version, value) in seen {
+            h.saw(key, version, value);
         }
         let mut bad_counters = Vec::new();
         for (id, counter) in h.counters.iter().enumerate() {
@@ -442,6 +479,8 @@ impl Workload {
             unknown: h.unknown,
             deletes: h.deletes,
             increments: h.counters.iter().map(|c| c.acked).sum(),
+            versions_seen: h.versions.len(),
+            version_conflicts: h.version_conflicts.clone(),
             lost,
             violations,
             bad_counters,
@@ -549,12 +588,16 @@ impl ClientCtx {
                     end: ok.then(|| self.ns(end)),
                 }
             } else {
-                match cl.get(&name) {
-                    Ok(Some(v)) => lin::Event {
-                        op: lin::Op::Read(value_of(&v)),
-                        start: self.ns(start),
-                        end: Some(self.ns(Instant::now())),
-                    },
+                match cl.gets(&name) {
+                    Ok(Some((v, version))) => {
+                        let value = value_of(&v);
+                        self.lock().saw(key, version, value);
+                        lin::Event {
+                            op: lin::Op::Read(value),
+                            start: self.ns(start),
+                            end: Some(self.ns(Instant::now())),
+                        }
+                    }
                     // a miss is not checked (see the module docs)
                     Ok(None) => continue,
                     Err(_) => {
@@ -576,5 +619,22 @@ impl ClientCtx {
 impl Drop for Workload {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::History;
+
+    #[test]
+    fn one_version_with_two_values_is_reported() {
+        let mut h = History::default();
+        h.saw(3, 10, 1);
+        h.saw(3, 10, 1);
+        h.saw(3, 11, 2);
+        h.saw(4, 10, 7);
+        assert!(h.version_conflicts.is_empty());
+        h.saw(3, 10, 5);
+        assert_eq!(h.version_conflicts, vec![("f3".to_string(), 10, 1, 5)]);
     }
 }

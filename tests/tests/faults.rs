@@ -12,7 +12,8 @@
 //!   that misses is not checked, because a read through a proxy also misses
 //!   when the forward fails during a failover), and
 //! * no counter lost an acknowledged increment or gained more than the
-//!   unknown ones.
+//!   unknown ones, and
+//! * no version was read with two different values.
 //!
 //! The client workload and the checker are `flare_e2e::nemesis`, shared
 //! with the partition nemesis (`tests/partitions.rs`).
@@ -173,15 +174,17 @@ fn nemesis_loses_no_acknowledged_write() {
     // Final reads: every key once more, through the proxy.
     let verdict = client.finish(&mut LoadClient::connect(port, WAIT).expect("connect"));
     eprintln!(
-        "seed {seed:#x}: {rounds} rounds, faults {injected:?}, {CLIENTS} clients, {} keys, {} acknowledged writes ({} deletes), {} increments, {} unknown outcomes, {} lost, {} non-linearizable keys, {} bad counters",
+        "seed {seed:#x}: {rounds} rounds, faults {injected:?}, {CLIENTS} clients, {} keys, {} acknowledged writes ({} deletes), {} increments, {} unknown outcomes, {} versions read, {} lost, {} non-linearizable keys, {} bad counters, {} versions with two values",
         verdict.keys,
         verdict.acked,
         verdict.deletes,
         verdict.increments,
         verdict.unknown,
+        verdict.versions_seen,
         verdict.lost.len(),
         verdict.violations.len(),
-        verdict.bad_counters.len()
+        verdict.bad_counters.len(),
+        verdict.version_conflicts.len()
     );
     verdict.assert_ok();
 }

@@ -53,6 +53,12 @@ pub struct Message {
 struct Job {
     msg: Message,
     ack: Option<Ack>,
+    /// The destination's target generation when the write was queued: a
+    /// write queued for an earlier stint of the node as a target (before it
+    /// was taken out, emptied and copied again) is never delivered to the
+    /// new one, which got the partition by its copy. Delivered late, it
+    /// could bring back a key deleted before the copy.
+    gen: u64,
     /// This write's share of the destination's byte budget.
     _bytes: OwnedSemaphorePermit,
 }
@@ -63,8 +69,11 @@ pub type OnDivergence = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// What every worker shares.
 struct Shared {
-    /// Current replication targets; updated on every node map change.
-    targets: RwLock<HashSet<String>>,
+    /// Current replication targets and their generation (a node that
+    /// stops being a target and becomes one again gets a new one); updated
+    /// on every node map change.
+    targets: RwLock<HashMap<String, u64>>,
+    next_gen: AtomicU64,
     /// Writes queued or in delivery (for the drain at shutdown).
     pending: AtomicUsize,
     /// Writes a slave that is still a target never got (queue full, or every
@@ -76,17 +85,26 @@ struct Shared {
 }
 
 impl Shared {
-    fn is_target(&self, dest: &str) -> bool {
+    /// The generation of `dest` as a target (0: not a target).
+    fn generation(&self, dest: &str) -> u64 {
         self.targets
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(dest)
+            .get(dest)
+            .copied()
+            .unwrap_or(0)
     }
 
-    /// `dest` missed a write. If it is still a target it has diverged: count
-    /// it and report it (once) so that it is taken out of reads.
-    fn missed(&self, dest: &str, why: &str) {
-        if !self.is_target(dest) {
+    /// Whether `dest` is a target, in generation `gen`.
+    fn is_target(&self, dest: &str, gen: u64) -> bool {
+        gen != 0 && self.generation(dest) == gen
+    }
+
+    /// `dest` missed a write of generation `gen`. If it is still that
+    /// target it has diverged: count it and report it (once) so that it is
+    /// taken out of reads.
+    fn missed(&self, dest: &str, gen: u64, why: &str) {
+        if !self.is_target(dest, gen) {
             tracing::warn!("replication to {dest} failed: {why}");
             return;
         }
@@ -152,6 +170,7 @@ impl Replicator {
             workers: Mutex::default(),
             shared: Arc::new(Shared {
                 targets: RwLock::default(),
+                next_gen: AtomicU64::new(1),
                 pending: AtomicUsize::new(0),
                 dropped: AtomicU64::new(0),
                 reported: Mutex::default(),
@@ -178,11 +197,22 @@ impl Replicator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k| targets.contains(k));
-        *self
+        let mut current = self
             .shared
             .targets
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = targets;
+            .unwrap_or_else(|e| e.into_inner());
+        let next: HashMap<String, u64> = targets
+            .into_iter()
+            .map(|t| {
+                let gen = current
+                    .get(&t)
+                    .copied()
+                    .unwrap_or_else(|| self.shared.next_gen.fetch_add(1, Ordering::Relaxed));
+                (t, gen)
+            })
+            .collect();
+        *current = next;
     }
 
     fn lane(&self, dest: &str, key: &[u8]) -> (mpsc::Sender<Job>, Arc<Semaphore>) {
@@ -245,7 +275,7 @@ impl Replicator {
                 }),
                 _ => {
                     let why = format!("replication queue to {dest} is full");
-                    self.shared.missed(dest, &why);
+                    self.shared.missed(dest, self.shared.generation(dest), &why);
                     if slave {
                         failed.push((dest.clone(), why));
                     }
@@ -265,6 +295,7 @@ impl Replicator {
     ) -> Vec<(String, oneshot::Receiver<Result<(), String>>)> {
         let mut acks = Vec::new();
         for r in room {
+            let gen = self.shared.generation(&r.dest);
             let ack = if wait && r.slave {
                 let (tx, rx) = oneshot::channel();
                 acks.push((r.dest, rx));
@@ -279,6 +310,7 @@ impl Replicator {
                     fallback: msg.fallback.clone(),
                 },
                 ack,
+                gen,
                 _bytes: r.bytes,
             });
         }
@@ -323,9 +355,18 @@ const BATCH: usize = 64;
 
 async fn worker(dest: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, cfg: PeerConfig) {
     let mut pipe: Option<Pipe> = None;
-    while let Some(first) = rx.recv().await {
+    let mut carry: Option<Job> = None;
+    loop {
+        let first = match carry.take() {
+            Some(job) => job,
+            None => match rx.recv().await {
+                Some(job) => job,
+                None => break,
+            },
+        };
         // Whatever queued up meanwhile goes out pipelined; the answers come
-        // back in the same order.
+        // back in the same order. One batch, one target generation.
+        let gen = first.gen;
         let mut batch = vec![first];
         // A write with a fallback (a `touch`) ends its batch: when the slave
         // answers it `NOT_FOUND`, the fallback must reach the slave before
@@ -333,16 +374,21 @@ async fn worker(dest: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, 
         // `delete` removed).
         while batch.len() < BATCH && batch.last().is_some_and(|j| j.msg.fallback.is_none()) {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) if job.gen == gen => batch.push(job),
+                Ok(job) => {
+                    carry = Some(job);
+                    break;
+                }
                 Err(_) => break,
             }
         }
         let wires: Vec<Bytes> = batch.iter().map(|j| j.msg.wire.clone()).collect();
-        let results = deliver_all(&dest, &mut pipe, &wires, &shared, &cfg).await;
+        let results = deliver_all(&dest, gen, &mut pipe, &wires, &shared, &cfg).await;
         for (job, mut result) in batch.into_iter().zip(results) {
             if let (Ok(Delivered::NotFound), Some(fallback)) = (&result, &job.msg.fallback) {
                 let again = deliver_all(
                     &dest,
+                    gen,
                     &mut pipe,
                     std::slice::from_ref(fallback),
                     &shared,
@@ -356,7 +402,7 @@ async fn worker(dest: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, 
             }
             let result = result.map(|_| ());
             if let Err(e) = &result {
-                shared.missed(&dest, e);
+                shared.missed(&dest, gen, e);
             }
             if let Some(ack) = job.ack {
                 let _ = ack.send(result);
@@ -372,6 +418,7 @@ async fn worker(dest: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, 
 /// `NOT_STORED`/`NOT_FOUND` and changes nothing).
 async fn deliver_all(
     dest: &str,
+    gen: u64,
     pipe: &mut Option<Pipe>,
     wires: &[Bytes],
     shared: &Shared,
@@ -393,7 +440,7 @@ async fn deliver_all(
             break;
         }
         attempts += 1;
-        if !shared.is_target(dest) {
+        if !shared.is_target(dest, gen) {
             let e = format!("{dest} is no longer a replication target");
             results.extend((results.len()..wires.len()).map(|_| Err(e.clone())));
             break;
@@ -525,6 +572,42 @@ mod tests {
             }
         });
         (addr, seen)
+    }
+
+    /// A write queued while a slave was a target, still undelivered when
+    /// the slave was taken out and then added again (emptied and copied),
+    /// is not delivered to it: it could bring back a key the copy no
+    /// longer has (deleted meanwhile).
+    #[tokio::test]
+    async fn writes_of_an_earlier_stint_are_not_delivered() {
+        // nothing listens at first: the write waits in its retries
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let slave = l.local_addr().expect("addr").to_string();
+        drop(l);
+        let r = Replicator::new(1, PeerConfig::new(Duration::from_millis(200)), None);
+        r.set_targets(HashSet::from([slave.clone()]));
+        let old = Message {
+            wire: Bytes::from_static(b"<m:1>set k 0 0 1 5\r\nx\r\n"),
+            fallback: None,
+        };
+        let (room, _) = r.reserve(std::slice::from_ref(&slave), &[], b"k", 64).await;
+        let mut acks = r.commit(room, &old, true);
+        // taken out, then a target again, and now it listens
+        r.set_targets(HashSet::new());
+        r.set_targets(HashSet::from([slave.clone()]));
+        let l = tokio::net::TcpListener::bind(&slave).await.expect("rebind");
+        let (_, rx) = acks.pop().expect("ack");
+        let e = rx.await.expect("answered").expect_err("not delivered");
+        assert!(e.contains("no longer a replication target"), "{e}");
+        // nothing reached the slave
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), l.accept())
+                .await
+                .is_err(),
+            "the old write was sent to the new stint"
+        );
     }
 
     #[tokio::test]
