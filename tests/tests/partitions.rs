@@ -54,6 +54,23 @@ fn cluster(net: &Net, index_conf: &str, node_conf: &str, nodes: &[&str]) -> Clus
     c
 }
 
+/// Node 0 master and node 1 slave (balance 0) of partition 0.
+fn master_and_slave(c: &mut Cluster) {
+    c.first_master(0);
+    c.add_slave(1, 0, 0, WAIT);
+}
+
+/// Ten `set <prefix><i>` with `option` on `conn`, each answered `STORED`;
+/// appended to `acked`.
+#[track_caller]
+fn ten_writes(conn: &mut Conn, prefix: &str, option: &str, acked: &mut Vec<(String, String)>) {
+    for i in 0..10 {
+        let (k, v) = (format!("{prefix}{i}"), format!("{}{i}", &prefix[..1]));
+        conn.expect(&set_req(&k, &v, option), b"STORED\r\n");
+        acked.push((k, v));
+    }
+}
+
 /// Wait until the index has promoted node `s` (a slave of balance 0, so its
 /// balance becomes 1) and recorded the old master `m` down, and until `s`
 /// and every node of `others` have the index's map.
@@ -95,17 +112,12 @@ fn a_master_cut_off_from_the_index_is_fenced_by_the_promoted_slave() {
         &["m", "s", "p"],
     );
     let (m, s, p) = (0, 1, 2);
-    c.first_master(m);
-    c.add_slave(s, 0, 0, WAIT);
+    master_and_slave(&mut c);
     let tt_m = c.tt(m);
 
     let mut acked = Vec::new();
     let mut via_p = net.client("c", "p", PORT);
-    for i in 0..10 {
-        let (k, v) = (format!("before{i}"), format!("b{i}"));
-        via_p.expect(&set_req(&k, &v, "sync"), b"STORED\r\n");
-        acked.push((k, v));
-    }
+    ten_writes(&mut via_p, "before", "sync", &mut acked);
 
     net.partition("m", "i");
     let fenced_prefix = format!(
@@ -158,11 +170,7 @@ fn a_master_cut_off_from_the_index_is_fenced_by_the_promoted_slave() {
     );
     c.conn(s).expect(b"get fenced\r\n", b"END\r\n");
     // the clients of P write to S now
-    for i in 0..10 {
-        let (k, v) = (format!("after{i}"), format!("a{i}"));
-        via_p.expect(&set_req(&k, &v, "sync"), b"STORED\r\n");
-        acked.push((k, v));
-    }
+    ten_writes(&mut via_p, "after", "sync", &mut acked);
 
     net.heal("m", "i");
     c.wait_records(&[(m, rec("proxy", "active", -1, 0, tt_m))], WAIT);
@@ -196,17 +204,12 @@ fn a_master_cut_off_from_the_index_refuses_writes_after_the_silence_limit() {
         &["m", "s", "p"],
     );
     let (m, s, p) = (0, 1, 2);
-    c.first_master(m);
-    c.add_slave(s, 0, 0, WAIT);
+    master_and_slave(&mut c);
     let tt_m = c.tt(m);
 
     let mut acked = Vec::new();
     let mut direct = net.client("c", "m", PORT);
-    for i in 0..10 {
-        let (k, v) = (format!("before{i}"), format!("b{i}"));
-        direct.expect(&set_req(&k, &v, ""), b"STORED\r\n");
-        acked.push((k, v));
-    }
+    ten_writes(&mut direct, "before", "", &mut acked);
 
     net.partition("m", "i");
     let cut = Instant::now();
@@ -243,11 +246,7 @@ fn a_master_cut_off_from_the_index_refuses_writes_after_the_silence_limit() {
     // still refused, by M itself (not a replication failure)
     silence(&store(&mut direct, "late", "x", ""));
     let mut via_p = net.client("c", "p", PORT);
-    for i in 0..10 {
-        let (k, v) = (format!("after{i}"), format!("a{i}"));
-        via_p.expect(&set_req(&k, &v, ""), b"STORED\r\n");
-        acked.push((k, v));
-    }
+    ten_writes(&mut via_p, "after", "", &mut acked);
 
     net.heal("m", "i");
     c.wait_records(&[(m, rec("proxy", "active", -1, 0, tt_m))], WAIT);
@@ -270,17 +269,12 @@ fn a_master_cut_off_from_its_slave_fails_writes_until_the_slave_is_out() {
     let net = Net::new(&["i", "m", "s", "c"]);
     let mut c = cluster(&net, FAST_MONITOR, "proxy-timeout = 1000\n", &["m", "s"]);
     let (m, s) = (0, 1);
-    c.first_master(m);
-    c.add_slave(s, 0, 0, WAIT);
+    master_and_slave(&mut c);
     let (tt_m, tt_s) = (c.tt(m), c.tt(s));
 
     let mut acked = Vec::new();
     let mut direct = net.client("c", "m", PORT);
-    for i in 0..10 {
-        let (k, v) = (format!("before{i}"), format!("b{i}"));
-        direct.expect(&set_req(&k, &v, "sync"), b"STORED\r\n");
-        acked.push((k, v));
-    }
+    ten_writes(&mut direct, "before", "sync", &mut acked);
 
     net.partition("m", "s");
     let failed = format!("SERVER_ERROR replication to {} failed: ", c.key(s));
@@ -350,9 +344,8 @@ fn a_master_cut_off_from_its_slave_fails_writes_until_the_slave_is_out() {
 fn clients_cut_off_from_the_master_or_the_proxy_still_work() {
     let net = Net::new(&["i", "m", "s", "p", "c"]);
     let mut c = cluster(&net, FAST_MONITOR, "", &["m", "s", "p"]);
-    let (m, s) = (0, 1);
-    c.first_master(m);
-    c.add_slave(s, 0, 0, WAIT);
+    let s = 1;
+    master_and_slave(&mut c);
 
     for other in ["i", "m", "s"] {
         net.partition("c", other);
