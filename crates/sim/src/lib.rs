@@ -29,9 +29,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use flare_net::Dial;
-use flare_storage::engine::ScanStep;
 use flare_storage::memory::MemoryEngine;
-use flare_storage::{DynEngine, KvEngine, StorageError, Store, StoreConfig};
+use flare_storage::{DynEngine, Store, StoreConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
@@ -262,36 +261,7 @@ impl Dial for Dialer {
 }
 
 /// A memory engine shared across restarts of one node (its "disk").
-#[derive(Clone, Default)]
-pub struct Disk(Arc<MemoryEngine>);
-
-impl KvEngine for Disk {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.0.get(key)
-    }
-    fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-        self.0.put(key, value)
-    }
-    fn delete(&self, key: &[u8]) -> Result<(), StorageError> {
-        self.0.delete(key)
-    }
-    fn clear(&self) -> Result<(), StorageError> {
-        self.0.clear()
-    }
-    fn scan(
-        &self,
-        start: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> ScanStep,
-    ) -> Result<(), StorageError> {
-        self.0.scan(start, f)
-    }
-    fn size_bytes(&self) -> u64 {
-        self.0.size_bytes()
-    }
-    fn flush(&self) -> Result<(), StorageError> {
-        self.0.flush()
-    }
-}
+pub type Disk = Arc<MemoryEngine>;
 
 /// A daemon running on its own thread.
 struct Running {

@@ -33,30 +33,39 @@ pub trait KvEngine: Send + Sync + 'static {
 /// the in-process tests): one virtual call per engine operation.
 pub type DynEngine = Box<dyn KvEngine>;
 
-impl KvEngine for DynEngine {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        (**self).get(key)
-    }
-    fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-        (**self).put(key, value)
-    }
-    fn delete(&self, key: &[u8]) -> Result<(), StorageError> {
-        (**self).delete(key)
-    }
-    fn clear(&self) -> Result<(), StorageError> {
-        (**self).clear()
-    }
-    fn scan(
-        &self,
-        start: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> ScanStep,
-    ) -> Result<(), StorageError> {
-        (**self).scan(start, f)
-    }
-    fn size_bytes(&self) -> u64 {
-        (**self).size_bytes()
-    }
-    fn flush(&self) -> Result<(), StorageError> {
-        (**self).flush()
-    }
+/// Boxed and shared engines are engines (`DynEngine`; an `Arc` lets a test
+/// keep a node's memory engine across restarts).
+macro_rules! forward_engine {
+    ($($ptr:ident),*) => {$(
+        impl<E: KvEngine + ?Sized> KvEngine for $ptr<E> {
+            fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+                (**self).get(key)
+            }
+            fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+                (**self).put(key, value)
+            }
+            fn delete(&self, key: &[u8]) -> Result<(), StorageError> {
+                (**self).delete(key)
+            }
+            fn clear(&self) -> Result<(), StorageError> {
+                (**self).clear()
+            }
+            fn scan(
+                &self,
+                start: &[u8],
+                f: &mut dyn FnMut(&[u8], &[u8]) -> ScanStep,
+            ) -> Result<(), StorageError> {
+                (**self).scan(start, f)
+            }
+            fn size_bytes(&self) -> u64 {
+                (**self).size_bytes()
+            }
+            fn flush(&self) -> Result<(), StorageError> {
+                (**self).flush()
+            }
+        }
+    )*};
 }
+
+use std::sync::Arc;
+forward_engine!(Box, Arc);
