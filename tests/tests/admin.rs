@@ -13,7 +13,9 @@ fn v(n: u64) -> u64 {
     version(STANDALONE_EPOCH, n)
 }
 
-/// TV-36 version / ping / verbosity / quit.
+/// TV-36 version / ping / verbosity / quit, with memcached 1.6's forms
+/// (issue 11): `version <args>` answers, `verbosity noreply` is accepted
+/// silently, `quit <args>` closes (1.3.4: ERROR, ERROR, ignored).
 #[test]
 fn tv36_version_ping_verbosity_quit() {
     let f = Flared::start();
@@ -23,7 +25,9 @@ fn tv36_version_ping_verbosity_quit() {
         > version
         < VERSION flare-1.3.4
         > version x
-        < ERROR
+        < VERSION flare-1.3.4
+        > version noreply
+        < VERSION flare-1.3.4
         > ping
         < OK
         > ping x
@@ -32,8 +36,9 @@ fn tv36_version_ping_verbosity_quit() {
         < OK
         ",
     );
-    c.send(b"verbosity 1 noreply\r\n");
-    c.expect_silence(200);
+    // nothing answered before the marker
+    c.send(b"verbosity 1 noreply\r\nverbosity noreply\r\n");
+    c.in_sync();
     c.transcript(
         "
         > verbosity
@@ -48,10 +53,16 @@ fn tv36_version_ping_verbosity_quit() {
         < ERROR
         ",
     );
-    // quit with an argument is ignored silently
+    c.transcript(
+        "
+        > verbosity foo bar my
+        < ERROR
+        ",
+    );
+    // quit with an argument closes too
     c.send(b"quit x\r\n");
-    c.expect_silence(200);
-    c.in_sync();
+    c.expect_closed();
+    let mut c = f.connect();
     c.send(b"quit\r\n");
     c.expect_closed();
     // requests pipelined after quit are not answered

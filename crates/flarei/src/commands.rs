@@ -97,12 +97,15 @@ pub fn execute(index: &Arc<Index>, conn: &Slot, request: Request, out: &mut Byte
             reply::line(out, format_args!("VERSION {}", flare_proto::VERSION_STRING))
         }
         Request::Quit => return Next::Close,
-        Request::QuitIgnored => {}
+        Request::Ignored => {}
+        Request::Invalid(line) => out.extend_from_slice(line.as_bytes()),
         Request::Failpoint { name, actions } => {
             out.extend_from_slice(flare_daemon::fault::command_reply(&name, &actions).as_bytes())
         }
         // Node-only commands never come out of the index parser, but stay explicit.
-        Request::Store(_)
+        Request::MetaOp(_)
+        | Request::MetaNoop
+        | Request::Store(_)
         | Request::Get { .. }
         | Request::Touch { .. }
         | Request::Gat { .. }

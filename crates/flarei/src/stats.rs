@@ -17,7 +17,12 @@ const SHOW_WIDTH: usize = 26;
 pub fn stats(index: &Index, kind: StatsKind, out: &mut BytesMut) {
     match kind {
         StatsKind::General => general(index, out),
-        StatsKind::Items | StatsKind::Slabs | StatsKind::Sizes | StatsKind::ThreadsSlave => {}
+        StatsKind::Items
+        | StatsKind::Slabs
+        | StatsKind::Sizes
+        | StatsKind::Settings
+        | StatsKind::Cachedump { .. }
+        | StatsKind::ThreadsSlave => {}
         StatsKind::Nodes => nodes(index, out),
         StatsKind::Threads => threads(index, out, false),
         StatsKind::ThreadsRequest => threads(index, out, true),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use flare_proto::{reply, Decoder, Frame, Request};
+use flare_proto::{binary, reply, Decoder, Frame, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::registry::{Slot, SlotState};
@@ -235,9 +235,31 @@ where
                     close = true;
                     break;
                 }
-                Frame::Binary => {
+                Frame::Binary { ctx, request } => {
+                    slot.set(request.op_name(), SlotState::Execute);
+                    // The command answers in text (meta for key commands)
+                    // after `mark`; that answer becomes the binary response.
+                    // Commands a binary request maps to never flush midway.
+                    let mark = out.len();
+                    let next = S::execute(&svc, &slot, None, request, &mut out).await;
+                    let at = mark.min(out.len());
+                    let text = out.split_off(at);
+                    binary::encode_reply(&ctx, &text, &mut out);
+                    if next == Next::Close {
+                        close = true;
+                        break;
+                    }
+                    if !out.flush_if_full().await {
+                        break;
+                    }
+                }
+                Frame::BinaryTooLarge { ctx, skip: n } => {
+                    binary::put_error(&mut out, &ctx, binary::status::E2BIG, b"");
+                    skip = n;
+                }
+                Frame::BinaryRefused => {
                     tracing::info!(
-                        "closing connection from {}: the binary protocol is not supported",
+                        "closing connection from {}: the binary protocol is not supported here",
                         slot.peer
                     );
                     close = true;

@@ -6,7 +6,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::reply::{put_i64, put_u64};
-use crate::request::{Request, Store, WriteOptions};
+use crate::request::{MetaMode, MetaRequest, Request, Store, WriteOptions};
 
 /// What shape of reply a forwarded request gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub enum ReplyKind {
     Keys,
     /// Lines up to `END` or an error line (`stats`, `node add`, `meta`).
     Block,
+    /// A meta reply: `VA <size> ...` and a data block, or one line.
+    Meta,
 }
 
 fn put_options(out: &mut BytesMut, o: WriteOptions) {
@@ -64,6 +66,91 @@ fn put_store(out: &mut BytesMut, s: &Store) {
     out.put_slice(b"\r\n");
     out.put_slice(&s.data);
     out.put_slice(b"\r\n");
+}
+
+/// A meta request in canonical form: the return flags in their order, then
+/// the others. TTLs are sent as given (the forwarder makes them absolute).
+fn put_meta(out: &mut BytesMut, m: &MetaRequest) {
+    use base64::Engine as _;
+    out.put_slice(m.cmd.word());
+    out.put_u8(b' ');
+    if m.flags.base64 {
+        let enc = base64::engine::general_purpose::STANDARD.encode(&m.key);
+        out.put_slice(enc.as_bytes());
+    } else {
+        out.put_slice(&m.key);
+    }
+    if m.cmd == crate::request::MetaCmd::Set {
+        out.put_u8(b' ');
+        put_u64(out, m.data.len() as u64);
+    }
+    let f = &m.flags;
+    let flag = |out: &mut BytesMut, c: u8| {
+        out.put_u8(b' ');
+        out.put_u8(c);
+    };
+    for &c in &f.ret {
+        flag(out, c);
+        if c == b'O' {
+            out.put_slice(f.opaque.as_deref().unwrap_or_default());
+        }
+    }
+    if f.value {
+        flag(out, b'v');
+    }
+    if f.quiet {
+        flag(out, b'q');
+    }
+    for (c, v) in [(b'T', f.ttl), (b'N', f.vivify), (b'R', f.recache)] {
+        if let Some(v) = v {
+            flag(out, c);
+            put_i64(out, v);
+        }
+    }
+    for (c, v) in [
+        (b'C', f.compare),
+        (b'E', f.explicit),
+        (b'F', f.client_flags.map(u64::from)),
+        (b'D', f.delta),
+        (b'J', f.initial),
+    ] {
+        if let Some(v) = v {
+            flag(out, c);
+            put_u64(out, v);
+        }
+    }
+    if f.invalidate {
+        flag(out, b'I');
+    }
+    let mode = match f.mode {
+        MetaMode::Set => None,
+        MetaMode::Add => Some(b'E'),
+        MetaMode::Replace => Some(b'R'),
+        MetaMode::Append => Some(b'A'),
+        MetaMode::Prepend => Some(b'P'),
+        MetaMode::Incr => Some(b'I'),
+        MetaMode::Decr => Some(b'D'),
+    };
+    if let Some(c) = mode {
+        flag(out, b'M');
+        out.put_u8(c);
+    }
+    out.put_slice(b"\r\n");
+    if m.cmd == crate::request::MetaCmd::Set {
+        out.put_slice(&m.data);
+        out.put_slice(b"\r\n");
+    }
+}
+
+/// The data length of a meta `VA <size> ...` line.
+fn meta_value_len(line: &[u8]) -> Result<Option<usize>, FrameError> {
+    if !line.starts_with(b"VA ") {
+        return Ok(None);
+    }
+    match tokens(line).nth(1) {
+        Some(n) => number(n).map(Some).ok_or(FrameError::BadValueLine),
+        None => Err(FrameError::BadValueLine),
+    }
 }
 
 /// Encode a request in its canonical text form, prefixed with the proxy
@@ -149,6 +236,14 @@ pub fn encode_request(
                 put_u64(out, *version);
             }
             put_options(out, *options);
+            ReplyKind::Line
+        }
+        Request::MetaOp(m) => {
+            put_meta(out, m);
+            return Some(ReplyKind::Meta);
+        }
+        Request::MetaNoop => {
+            out.put_slice(b"mn");
             ReplyKind::Line
         }
         Request::Keys { prefixes, limit } => {
@@ -301,6 +396,20 @@ impl ReplyFramer {
                             return Ok(Some(block_end));
                         }
                         block_end
+                    }
+                },
+                ReplyKind::Meta => match meta_value_len(line)? {
+                    None => return Ok(Some(end)),
+                    Some(n) => {
+                        let block_end = end
+                            .checked_add(n)
+                            .and_then(|e| e.checked_add(2))
+                            .filter(|e| *e <= self.limits.max_reply)
+                            .ok_or(FrameError::TooLarge(self.limits.max_reply))?;
+                        if buf.len() < block_end {
+                            return Ok(None);
+                        }
+                        return Ok(Some(block_end));
                     }
                 },
                 ReplyKind::Keys if line.starts_with(b"KEY ") => end,

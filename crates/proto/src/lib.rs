@@ -10,6 +10,7 @@
 //! * [`reply`]: reply encoders (`VALUE`, `STAT`, `NODE`, ...).
 //! * [`node`]: the `NODE` line of `node sync` / `node add`, roles and states.
 
+pub mod binary;
 pub mod client;
 pub mod node;
 pub mod reply;

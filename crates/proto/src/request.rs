@@ -72,6 +72,13 @@ pub enum StatsKind {
     ThreadsRequest,
     ThreadsSlave,
     ThreadsQueue,
+    /// memcached's `stats settings`.
+    Settings,
+    /// memcached's `stats cachedump <slab> <limit>`.
+    Cachedump {
+        slab: u32,
+        limit: u32,
+    },
 }
 
 /// Partition filter of `dump` / `dump_key` (already cross-checked).
@@ -180,8 +187,8 @@ pub enum Request {
     },
     Version,
     Quit,
-    /// `quit` with arguments: silently ignored, the connection stays open.
-    QuitIgnored,
+    /// Accepted and silently ignored (`verbosity noreply`).
+    Ignored,
     /// `failpoint <name> [<actions>]`: configure (or, without actions,
     /// remove) a failpoint. Honoured only by daemons built with the
     /// `failpoints` feature (the fault-injection tests); others answer `ERROR`.
@@ -189,6 +196,13 @@ pub enum Request {
         name: String,
         actions: String,
     },
+    /// A meta command (`mg`, `ms`, `md`, `ma`, `me`).
+    MetaOp(Box<MetaRequest>),
+    /// `mn`: answered `MN` (the end marker of a quiet pipeline).
+    MetaNoop,
+    /// A request answered with this line (a `CLIENT_ERROR ...` of a
+    /// malformed meta command), CRLF included.
+    Invalid(&'static str),
     /// Anything not understood: answered `ERROR`.
     Error,
 }
@@ -231,9 +245,121 @@ impl Request {
             Request::Kill { .. } => "kill",
             Request::Verbosity { .. } => "verbosity",
             Request::Version => "version",
-            Request::Quit | Request::QuitIgnored => "quit",
+            Request::Quit => "quit",
+            Request::Ignored => "verbosity",
             Request::Failpoint { .. } => "failpoint",
+            Request::MetaOp(m) => match m.cmd {
+                MetaCmd::Get => "mg",
+                MetaCmd::Set => "ms",
+                MetaCmd::Delete => "md",
+                MetaCmd::Arith => "ma",
+                MetaCmd::Debug => "me",
+            },
+            Request::MetaNoop => "mn",
+            Request::Invalid(_) => "error",
             Request::Error => "error",
+        }
+    }
+}
+
+/// The meta commands of memcached 1.6 (protocol.txt, "Meta Commands").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaCmd {
+    /// `mg`
+    Get,
+    /// `ms`
+    Set,
+    /// `md`
+    Delete,
+    /// `ma`
+    Arith,
+    /// `me`
+    Debug,
+}
+
+impl MetaCmd {
+    pub fn word(self) -> &'static [u8] {
+        match self {
+            MetaCmd::Get => b"mg",
+            MetaCmd::Set => b"ms",
+            MetaCmd::Delete => b"md",
+            MetaCmd::Arith => b"ma",
+            MetaCmd::Debug => b"me",
+        }
+    }
+}
+
+/// `ms` modes (`M` flag).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MetaMode {
+    #[default]
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+    Incr,
+    Decr,
+}
+
+/// The flags of one meta command, checked and typed. Flags that return
+/// something are kept in request order in `ret` (`b c f h k l O s t`):
+/// the reply lists them in that order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetaFlags {
+    /// `b`: the key travelled base64-encoded (and is returned so).
+    pub base64: bool,
+    /// `q`: suppress the success / miss code.
+    pub quiet: bool,
+    /// `v`: return the value.
+    pub value: bool,
+    /// `O<token>`: opaque, echoed.
+    pub opaque: Option<Bytes>,
+    /// Return flags in request order (`c f h k l s t`, and `O`/`b` as
+    /// they came).
+    pub ret: Vec<u8>,
+    /// `T<ttl>`: new TTL (mg, ma: touch on hit; ms: the item's TTL; md
+    /// with I).
+    pub ttl: Option<i64>,
+    /// `N<ttl>`: create on miss with this TTL (mg, ma).
+    pub vivify: Option<i64>,
+    /// `R<ttl>`: win the recache if the TTL left is below this (mg).
+    pub recache: Option<i64>,
+    /// `C<cas>`: compare.
+    pub compare: Option<u64>,
+    /// `E<version>`: the version the write gets (Flare's explicit version).
+    pub explicit: Option<u64>,
+    /// `F<flags>`: client flags (ms).
+    pub client_flags: Option<u32>,
+    /// `I`: invalidate (ms with C, md).
+    pub invalidate: bool,
+    /// `M<mode>`.
+    pub mode: MetaMode,
+    /// `D<delta>` (ma, default 1).
+    pub delta: Option<u64>,
+    /// `J<initial>` (ma, default 0).
+    pub initial: Option<u64>,
+}
+
+/// One meta request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaRequest {
+    pub cmd: MetaCmd,
+    /// The key (base64-decoded when `flags.base64`).
+    pub key: Bytes,
+    pub flags: MetaFlags,
+    /// The data block of `ms`.
+    pub data: Bytes,
+}
+
+impl MetaRequest {
+    /// Does it change the item? (`mg` with `T` or `N`, every `ms`, `md`,
+    /// `ma`.) Writes go to the key's master; reads may be served by a slave.
+    pub fn is_write(&self) -> bool {
+        match self.cmd {
+            MetaCmd::Get => self.flags.ttl.is_some() || self.flags.vivify.is_some(),
+            MetaCmd::Debug => false,
+            MetaCmd::Set | MetaCmd::Delete | MetaCmd::Arith => true,
         }
     }
 }

@@ -422,11 +422,11 @@ fn feed(parser: Parser, reads: &[&[u8]]) -> Fed {
                 buf.len()
             );
             let Some(frame) = frame else { break };
-            let fatal = matches!(frame, Frame::Binary | Frame::LineTooLong);
+            let fatal = matches!(frame, Frame::BinaryRefused | Frame::LineTooLong);
             if !fatal {
                 assert!(buf.len() < before, "{frame:?} consumed nothing");
             }
-            if let Frame::TooLarge { skip: n } = frame {
+            if let Frame::TooLarge { skip: n } | Frame::BinaryTooLarge { skip: n, .. } = frame {
                 let now = n.min(buf.len() as u64);
                 buf.advance(now as usize);
                 skip = n - now;
@@ -559,6 +559,7 @@ fn garbage() -> impl Strategy<Value = Vec<u8>> {
         1 => any::<u64>().prop_map(num),
         1 => (any::<u8>(), 0usize..600).prop_map(|(b, n)| vec![b; n]),
         1 => vec(prop::sample::select(&b"a 0-\r\n"[..]), 0..300),
+        2 => binary_packet(),
     ];
     vec(part, 0..32).prop_map(|parts| parts.concat())
 }
@@ -828,6 +829,7 @@ fn reply_kind() -> impl Strategy<Value = ReplyKind> {
         Just(ReplyKind::ValueOrLine),
         Just(ReplyKind::Keys),
         Just(ReplyKind::Block),
+        Just(ReplyKind::Meta),
     ]
 }
 
@@ -863,7 +865,7 @@ fn open_lines(kind: ReplyKind) -> BoxedStrategy<Vec<u8>> {
                 out.to_vec()
             })
             .boxed(),
-        ReplyKind::Line | ReplyKind::ValueOrLine => Just(Vec::new()).boxed(),
+        ReplyKind::Line | ReplyKind::ValueOrLine | ReplyKind::Meta => Just(Vec::new()).boxed(),
     }
 }
 
@@ -1028,8 +1030,99 @@ proptest! {
 // ---------------------------------------------------------------------------
 // 6. `encode_request` round trip.
 
+/// A meta request with a valid set of flags for its command.
+fn meta_request() -> impl Strategy<Value = Request> {
+    use flare_proto::request::{MetaCmd, MetaFlags, MetaMode, MetaRequest};
+    (
+        prop::sample::select(&[MetaCmd::Get, MetaCmd::Set, MetaCmd::Delete, MetaCmd::Arith][..]),
+        vec(any::<u8>(), 1..20),
+        any::<bool>(),
+        prop::sample::subsequence(&b"cfkstO"[..], 0..=6).prop_shuffle(),
+        (any::<bool>(), any::<bool>(), option::of(-5i64..5_000_000)),
+        (
+            option::of(any::<u64>()),
+            option::of(1u64..u64::MAX),
+            option::of(any::<u32>()),
+        ),
+        vec(any::<u8>(), 0..40),
+    )
+        .prop_map(
+            |(cmd, raw_key, base64, ret, (value, quiet, ttl), (compare, explicit, cf), data)| {
+                // keys that can travel as text; any byte with b
+                let key: Vec<u8> = if base64 {
+                    raw_key
+                        .into_iter()
+                        .map(|b| {
+                            if matches!(b, b' ' | 0 | b'\n') {
+                                b'x'
+                            } else {
+                                b
+                            }
+                        })
+                        .collect()
+                } else {
+                    raw_key.into_iter().map(|b| b'a' + b % 26).collect()
+                };
+                let mut f = MetaFlags {
+                    base64,
+                    quiet,
+                    ttl,
+                    compare,
+                    ..Default::default()
+                };
+                let allowed: &[u8] = match cmd {
+                    MetaCmd::Get => b"cfkstO",
+                    MetaCmd::Set => b"ckO",
+                    MetaCmd::Delete => b"kO",
+                    _ => b"ctkO",
+                };
+                f.ret = ret.into_iter().filter(|c| allowed.contains(c)).collect();
+                if base64 {
+                    f.ret.push(b'b');
+                }
+                if f.ret.contains(&b'O') {
+                    f.opaque = Some(Bytes::from_static(b"op1"));
+                }
+                match cmd {
+                    MetaCmd::Get => {
+                        f.value = value;
+                        f.compare = None;
+                    }
+                    MetaCmd::Set => {
+                        f.explicit = explicit;
+                        f.client_flags = cf;
+                        f.mode = MetaMode::Append;
+                    }
+                    MetaCmd::Delete => f.explicit = explicit,
+                    _ => {
+                        f.value = value;
+                        f.delta = Some(3);
+                        f.initial = Some(9);
+                        f.vivify = Some(0);
+                        f.mode = MetaMode::Decr;
+                    }
+                }
+                if cmd == MetaCmd::Delete {
+                    f.ttl = None;
+                }
+                let data = if cmd == MetaCmd::Set {
+                    Bytes::from(data)
+                } else {
+                    Bytes::new()
+                };
+                Request::MetaOp(Box::new(MetaRequest {
+                    cmd,
+                    key: Bytes::from(key),
+                    flags: f,
+                    data,
+                }))
+            },
+        )
+}
+
 fn forwarded_request() -> impl Strategy<Value = (Request, ReplyKind)> {
     prop_oneof![
+        2 => meta_request().prop_map(|r| (r, ReplyKind::Meta)),
         4 => store().prop_map(|s| (Request::Store(s), ReplyKind::Line)),
         2 => (vec(request_key(), 1..5), any::<bool>()).prop_map(|(keys, with_version)| {
             (Request::Get { keys, with_version }, ReplyKind::Values)
@@ -1075,5 +1168,148 @@ proptest! {
         let frame = Parser::new(Dialect::Node).parse(&mut out);
         prop_assert_eq!(frame, Some(Frame::Request { proxy, request }));
         prop_assert!(out.is_empty(), "left over: {:?}", out);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 7. Binary frames (issue 11).
+
+/// A binary request packet with arbitrary header fields: lengths that agree
+/// or lie (key + extras beyond the body, bodies beyond any limit), any
+/// opcode, a body of up to 64 bytes whatever the header says.
+fn binary_packet() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop_oneof![
+            3 => prop::sample::select(&[0x00u8, 0x01, 0x02, 0x04, 0x05, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x10, 0x11, 0x1c, 0x1d, 0x23][..]),
+            1 => any::<u8>(),
+        ],
+        prop_oneof![3 => 0u16..12, 1 => any::<u16>()],
+        prop_oneof![3 => prop::sample::select(&[0u8, 4, 8, 20][..]), 1 => any::<u8>()],
+        any::<u32>(),
+        any::<u64>(),
+        vec(any::<u8>(), 0..64),
+        prop_oneof![
+            4 => Just(None),
+            1 => any::<u32>().prop_map(Some),
+            1 => (0u32..1 << 20).prop_map(Some),
+        ],
+    )
+        .prop_map(|(op, key_len, ext_len, opaque, cas, body, lie)| {
+            let body_len = lie.unwrap_or(body.len() as u32);
+            let mut p = vec![0x80, op];
+            p.extend_from_slice(&key_len.to_be_bytes());
+            p.push(ext_len);
+            p.extend_from_slice(&[0, 0, 0]);
+            p.extend_from_slice(&body_len.to_be_bytes());
+            p.extend_from_slice(&opaque.to_be_bytes());
+            p.extend_from_slice(&cas.to_be_bytes());
+            p.extend_from_slice(&body);
+            p
+        })
+}
+
+/// A well-formed packet of a key command and the request it stands for.
+fn binary_get_or_set() -> impl Strategy<Value = (Vec<u8>, Bytes, Option<Bytes>)> {
+    (
+        vec(prop::sample::select(&b"abcXYZ019_:-\r\t"[..]), 1..40),
+        option::of(vec(any::<u8>(), 0..300)),
+        any::<u32>(),
+    )
+        .prop_map(|(key, value, opaque)| {
+            let (op, extras): (u8, Vec<u8>) = match &value {
+                None => (0x0c, Vec::new()),
+                Some(_) => (0x01, vec![0, 0, 0, 7, 0, 0, 0, 0]),
+            };
+            let v = value.clone().unwrap_or_default();
+            let body_len = (extras.len() + key.len() + v.len()) as u32;
+            let mut p = vec![0x80, op];
+            p.extend_from_slice(&(key.len() as u16).to_be_bytes());
+            p.push(extras.len() as u8);
+            p.extend_from_slice(&[0, 0, 0]);
+            p.extend_from_slice(&body_len.to_be_bytes());
+            p.extend_from_slice(&opaque.to_be_bytes());
+            p.extend_from_slice(&[0; 8]);
+            p.extend_from_slice(&extras);
+            p.extend_from_slice(&key);
+            p.extend_from_slice(&v);
+            (p, Bytes::from(key), value.map(Bytes::from))
+        })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn binary_frames_never_panic_and_stay_bounded(
+        packets in vec(binary_packet(), 1..6),
+        max_value in prop_oneof![Just(Limits::default().max_value), 0usize..64],
+        split in split(),
+    ) {
+        let input = packets.concat();
+        let parser = Parser::with_limits(Dialect::Node, Limits { max_line: 4096, max_value });
+        let whole = feed(parser, &[&input]);
+        let split = feed(parser, &chunks(&input, &split));
+        prop_assert_eq!(&split.frames, &whole.frames);
+        // every response can be encoded, whatever the request was
+        for f in &whole.frames {
+            if let Frame::Binary { ctx, .. } = f {
+                let mut out = BytesMut::new();
+                flare_proto::binary::encode_reply(ctx, b"SERVER_ERROR x\r\n", &mut out);
+                // only QUITQ says nothing, even about an error
+                prop_assert!(out.first() == Some(&0x81) || ctx.opcode == 0x17);
+            }
+        }
+    }
+
+    #[test]
+    fn binary_key_commands_decode_however_split(
+        cmds in vec(binary_get_or_set(), 1..6),
+        split in split(),
+    ) {
+        let input: Vec<u8> = cmds.iter().flat_map(|(p, _, _)| p.clone()).collect();
+        let fed = feed(Parser::new(Dialect::Node), &chunks(&input, &split));
+        prop_assert_eq!(fed.frames.len(), cmds.len());
+        for (frame, (_, key, value)) in fed.frames.iter().zip(&cmds) {
+            let Frame::Binary { ctx, request: Request::MetaOp(m) } = frame else {
+                return Err(TestCaseError::fail(format!("{frame:?}")));
+            };
+            prop_assert_eq!(&ctx.key, key);
+            prop_assert_eq!(&m.key, key);
+            match value {
+                None => prop_assert!(m.flags.value),
+                Some(v) => {
+                    prop_assert_eq!(&m.data, v);
+                    prop_assert_eq!(m.flags.client_flags, Some(7));
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A meta reply (`VA <n> <flags>` + block, or one status line) is
+    /// framed exactly, and none of its prefixes is taken for a reply.
+    #[test]
+    fn meta_replies_are_framed_exactly(
+        data in vec(any::<u8>(), 0..300),
+        with_value in any::<bool>(),
+        next in vec(any::<u8>(), 0..20),
+    ) {
+        let mut reply = Vec::new();
+        if with_value {
+            reply.extend_from_slice(format!("VA {} f1 c9 kx\r\n", data.len()).as_bytes());
+            reply.extend_from_slice(&data);
+            reply.extend_from_slice(b"\r\n");
+        } else {
+            reply.extend_from_slice(b"HD c9 Oab\r\n");
+        }
+        for cut in 0..reply.len() {
+            prop_assert_eq!(reply_len(&reply[..cut], ReplyKind::Meta), None);
+        }
+        let mut stream = reply.clone();
+        stream.extend_from_slice(&next);
+        prop_assert_eq!(reply_len(&stream, ReplyKind::Meta), Some(reply.len()));
     }
 }

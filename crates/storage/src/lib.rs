@@ -23,6 +23,6 @@ pub use error::StorageError;
 pub use record::Record;
 pub use rocks::{Compression, FsyncPolicy, RocksConfig, RocksEngine};
 pub use store::{
-    epoch_floor, ArithOutcome, DeleteOutcome, Store, StoreConfig, StoreMode, StoreOutcome,
+    epoch_floor, ArithOp, ArithOutcome, DeleteOutcome, Store, StoreConfig, StoreMode, StoreOutcome,
     TouchOutcome, WriteRequest, EPOCH_SHIFT, MAX_EPOCH,
 };

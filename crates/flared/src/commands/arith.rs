@@ -30,7 +30,7 @@ pub fn apply(
             }
             Some(Applied::Record(key.clone()))
         }
-        Ok(ArithOutcome::NotFound) => {
+        Ok(ArithOutcome::NotFound | ArithOutcome::NonNumeric | ArithOutcome::Exists) => {
             inc(misses);
             if !noreply {
                 out.extend_from_slice(reply::NOT_FOUND);

@@ -30,7 +30,7 @@ pub fn apply(
             applied = Some(Applied::Delete(key.clone(), hold, version));
             reply::DELETED
         }
-        Ok(DeleteOutcome::NotFound) => {
+        Ok(DeleteOutcome::NotFound | DeleteOutcome::Exists) => {
             inc(&c.delete_misses);
             reply::NOT_FOUND
         }

@@ -9,6 +9,7 @@ mod dump;
 mod flush_all;
 mod get;
 mod keys;
+pub mod meta;
 mod node_sync;
 mod route;
 mod show;
@@ -19,7 +20,7 @@ mod touch;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use flare_cluster::WriteRoute;
+use flare_cluster::{ReadRoute, WriteRoute};
 use flare_net::{Out, Slot};
 use flare_proto::reply;
 use flare_proto::Request;
@@ -81,6 +82,19 @@ pub async fn execute(
         return Next::Continue;
     }
     match request {
+        Request::MetaOp(m) => match route::route_read(node, &m.key) {
+            ReadRoute::Local => meta::read(node, &m, out),
+            ReadRoute::Miss => {
+                if !m.flags.quiet {
+                    out.extend_from_slice(b"EN\r\n");
+                }
+            }
+            ReadRoute::Remote(dest) => {
+                route::forward_write(node, dest, proxy, Request::MetaOp(m), out).await
+            }
+        },
+        Request::MetaNoop => out.extend_from_slice(b"MN\r\n"),
+        Request::Invalid(line) => out.extend_from_slice(line.as_bytes()),
         Request::Get { keys, with_version } => {
             get::apply(node, proxy, &keys, with_version, out).await
         }
@@ -117,7 +131,7 @@ pub async fn execute(
             reply::line(out, format_args!("VERSION {}", flare_proto::VERSION_STRING))
         }
         Request::Quit => return Next::Close,
-        Request::QuitIgnored => {}
+        Request::Ignored => {}
         Request::Failpoint { name, actions } => {
             out.extend_from_slice(flare_daemon::fault::command_reply(&name, &actions).as_bytes())
         }
@@ -185,6 +199,7 @@ pub(crate) fn apply_write(
             version,
             options,
         } => delete::apply(node, &key, time, version, options.noreply, out),
+        Request::MetaOp(m) => meta::write(node, &m, out),
         _ => {
             out.extend_from_slice(reply::ERROR);
             None

@@ -27,6 +27,7 @@ pub fn write_key(req: &Request) -> Option<&Bytes> {
         | Request::Gat { key, .. }
         | Request::Arith { key, .. }
         | Request::Delete { key, .. } => Some(key),
+        Request::MetaOp(m) if m.is_write() => Some(&m.key),
         _ => None,
     }
 }
@@ -97,6 +98,15 @@ fn for_forwarding(mut req: Request) -> (Request, bool) {
             noreply = std::mem::take(n);
         }
         Request::Arith { options, .. } => noreply = std::mem::take(&mut options.noreply),
+        Request::MetaOp(m) => {
+            // the peer always answers; quiet mode is applied when relaying
+            let f = &mut m.flags;
+            f.quiet = false;
+            for t in [&mut f.ttl, &mut f.vivify].into_iter().flatten() {
+                *t = absolute_expire(*t, now);
+            }
+            noreply = false;
+        }
         Request::Delete { time, options, .. } => {
             if *time > 0 {
                 *time = absolute_expire(*time, now);
@@ -124,7 +134,14 @@ pub async fn forward_write(
         out.extend_from_slice(reply::PROXY_ERROR);
         return;
     };
-    let key = write_key(&req).cloned().unwrap_or_default();
+    let key = match &req {
+        Request::MetaOp(m) => m.key.clone(),
+        other => write_key(other).cloned().unwrap_or_default(),
+    };
+    let quiet_meta = match &req {
+        Request::MetaOp(m) if m.flags.quiet => Some((**m).clone()),
+        _ => None,
+    };
     let (req, noreply) = for_forwarding(req);
     let mut wire = BytesMut::new();
     let Some(kind) = encode_request(&mut wire, Some(&list), &req) else {
@@ -147,7 +164,10 @@ pub async fn forward_write(
         .call(&dest, lane, wire.freeze(), kind, false)
         .await
     {
-        Ok(answer) => out.extend_from_slice(&answer),
+        Ok(answer) => match &quiet_meta {
+            Some(m) => super::meta::relay(m, &answer, out),
+            None => out.extend_from_slice(&answer),
+        },
         Err(e) => {
             tracing::warn!("proxy error: {e}");
             out.extend_from_slice(reply::PROXY_ERROR);
@@ -337,6 +357,7 @@ fn replicated_message(node: &Node, applied: &Applied, list: &[String]) -> Option
 fn message_size(req: &Request) -> usize {
     match req {
         Request::Store(s) => s.key.len() + s.data.len() + 96,
+        Request::MetaOp(m) => m.key.len() + m.data.len() + 96,
         Request::Touch { key, .. }
         | Request::Gat { key, .. }
         | Request::Arith { key, .. }

@@ -14,7 +14,11 @@ use crate::stats::get;
 pub fn apply(node: &Node, kind: StatsKind, out: &mut BytesMut) {
     match kind {
         StatsKind::General => general(node, out),
-        StatsKind::Items | StatsKind::Slabs | StatsKind::Sizes => {}
+        StatsKind::Items => items(node, out),
+        StatsKind::Slabs => slabs(node, out),
+        StatsKind::Sizes => stat(out, "sizes_status", "disabled"),
+        StatsKind::Settings => settings(node, out),
+        StatsKind::Cachedump { slab, limit } => cachedump(node, slab, limit, out),
         StatsKind::Nodes => nodes(node, out),
         StatsKind::Threads => threads(node, out, true),
         StatsKind::ThreadsRequest => threads(node, out, false),
@@ -22,6 +26,78 @@ pub fn apply(node: &Node, kind: StatsKind, out: &mut BytesMut) {
         StatsKind::ThreadsQueue => stat(out, "total_thread_queue", 0),
     }
     out.extend_from_slice(reply::END);
+}
+
+/// memcached's `stats items`, for a store without slabs: every record
+/// counts in class 1. Nothing is ever evicted or lost for lack of memory.
+fn items(node: &Node, out: &mut BytesMut) {
+    let count = node.store.count();
+    if count == 0 {
+        return;
+    }
+    stat(out, "items:1:number", count);
+    stat(out, "items:1:mem_requested", node.store.size_bytes());
+    stat(out, "items:1:evicted", 0);
+    stat(out, "items:1:evicted_nonzero", 0);
+    stat(out, "items:1:outofmemory", 0);
+}
+
+/// memcached's `stats slabs`: one class holding every record.
+fn slabs(node: &Node, out: &mut BytesMut) {
+    let count = node.store.count();
+    let bytes = node.store.size_bytes();
+    if count > 0 {
+        stat(out, "1:used_chunks", count);
+        stat(out, "1:mem_requested", bytes);
+    }
+    stat(out, "active_slabs", u64::from(count > 0));
+    stat(out, "total_malloced", bytes);
+}
+
+/// memcached's `stats settings`, with this node's values.
+fn settings(node: &Node, out: &mut BytesMut) {
+    let cfg = node.config();
+    let limits = node.parser.limits;
+    stat(out, "maxconns", cfg.max_connection);
+    stat(out, "tcpport", cfg.server_port);
+    stat(out, "udpport", 0);
+    stat(out, "evictions", "off");
+    stat(out, "cas_enabled", "yes");
+    stat(out, "tcp_backlog", cfg.back_log);
+    stat(out, "binding_protocol", "auto-negotiate");
+    stat(out, "item_size_max", limits.max_value);
+    stat(out, "key_size_max", flare_proto::text::cursor::MAX_KEY_LEN);
+    stat(out, "idle_timeout", cfg.net_read_timeout);
+    stat(out, "meta_response_old", "no");
+}
+
+/// Most bytes of `ITEM` lines one `stats cachedump` returns (memcached's
+/// bound).
+const CACHEDUMP_MAX: usize = 2 << 20;
+
+/// memcached's `stats cachedump <class> <limit>`: `ITEM <key> [<size> b;
+/// <expire> s]` for up to `limit` live records (0: as many as fit in 2
+/// MiB), read from storage. Only class 1 exists.
+fn cachedump(node: &Node, slab: u32, limit: u32, out: &mut BytesMut) {
+    if slab != 1 {
+        return;
+    }
+    let start = out.len();
+    let mut n = 0u32;
+    let r = node.store.scan_live(now(), &mut |key, r| {
+        out.extend_from_slice(b"ITEM ");
+        out.extend_from_slice(key);
+        out.extend_from_slice(b" [");
+        reply::put_u64(out, r.value.len() as u64);
+        out.extend_from_slice(b" b; ");
+        reply::put_i64(out, r.expire);
+        out.extend_from_slice(b" s]\r\n");
+        n += 1;
+        (limit == 0 || n < limit) && out.len() - start < CACHEDUMP_MAX
+    });
+    if let Err(e) = r {
+        tracing::warn!("stats cachedump: {e}");
+    }
 }
 
 fn general(node: &Node, out: &mut BytesMut) {

@@ -1,7 +1,7 @@
 //! Administrative commands: `flush_all`, `ping`, `version`, `meta`, `stats`,
 //! `show`, `kill`, `verbosity`, `quit` (§13, §18–§24, §29).
 
-use super::cursor::{c_int, c_long, c_uint_wrapping, Cursor};
+use super::cursor::{c_int, c_long, c_uint_wrapping, digits_u64, Cursor};
 use super::parse_options;
 use crate::request::{Request, StatsKind};
 
@@ -31,6 +31,13 @@ pub(super) fn parse_stats(c: &mut Cursor<'_>) -> Request {
         b"items" => StatsKind::Items,
         b"slabs" => StatsKind::Slabs,
         b"sizes" => StatsKind::Sizes,
+        b"settings" => StatsKind::Settings,
+        b"cachedump" => {
+            let (Some(slab), Some(limit)) = (digits_u32(c.number()), digits_u32(c.number())) else {
+                return Request::Error;
+            };
+            StatsKind::Cachedump { slab, limit }
+        }
         b"nodes" => StatsKind::Nodes,
         b"threads" => match c.word() {
             b"" => StatsKind::Threads,
@@ -42,6 +49,10 @@ pub(super) fn parse_stats(c: &mut Cursor<'_>) -> Request {
         _ => return Request::Error,
     };
     Request::Stats(kind)
+}
+
+fn digits_u32(tok: &[u8]) -> Option<u32> {
+    digits_u64(tok).and_then(|v| u32::try_from(v).ok())
 }
 
 pub(super) fn parse_show(c: &mut Cursor<'_>) -> Request {
@@ -59,7 +70,19 @@ pub(super) fn parse_kill(c: &mut Cursor<'_>) -> Request {
     }
 }
 
+/// `version` answers whatever follows, as memcached 1.6 does (1.3.4
+/// answered `ERROR` to `version <args>`; clients that read the version
+/// number to choose a dialect send arguments).
+pub(super) fn parse_version(_c: &mut Cursor<'_>) -> Request {
+    Request::Version
+}
+
 pub(super) fn parse_verbosity(c: &mut Cursor<'_>) -> Request {
+    let mut probe = c.clone();
+    if probe.word() == b"noreply" && probe.at_end() {
+        // memcached 1.6: no level, and no reply either
+        return Request::Ignored;
+    }
     let Some(level) = c_int(c.number()) else {
         return Request::Error;
     };
@@ -72,12 +95,10 @@ pub(super) fn parse_verbosity(c: &mut Cursor<'_>) -> Request {
     }
 }
 
-pub(super) fn parse_quit(c: &mut Cursor<'_>) -> Request {
-    if c.at_end() {
-        Request::Quit
-    } else {
-        Request::QuitIgnored
-    }
+/// `quit`, with or without arguments, closes the connection (memcached
+/// 1.6; 1.3.4 ignored `quit <args>` and kept the connection open).
+pub(super) fn parse_quit(_c: &mut Cursor<'_>) -> Request {
+    Request::Quit
 }
 
 /// `failpoint <name> [<actions>]` (test builds only; see [`Request::Failpoint`]).

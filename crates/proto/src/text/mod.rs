@@ -16,6 +16,7 @@ mod arith;
 pub mod cursor;
 mod delete;
 mod dump;
+pub mod meta;
 mod node;
 mod retrieval;
 mod storage;
@@ -60,8 +61,21 @@ pub enum Frame {
     TooLarge { skip: u64 },
     /// No line end within [`Limits::max_line`] bytes. Fatal for the connection.
     LineTooLong,
-    /// The next byte is `0x80`: a memcached binary request.
-    Binary,
+    /// A memcached binary request (first byte `0x80`), decoded into the
+    /// request it stands for; `ctx` says how to answer (crate::binary).
+    Binary {
+        ctx: crate::binary::BinContext,
+        request: Request,
+    },
+    /// A binary request whose body exceeds the value limit: the header was
+    /// consumed; discard `skip` more bytes and answer `E2BIG`.
+    BinaryTooLarge {
+        ctx: crate::binary::BinContext,
+        skip: u64,
+    },
+    /// A binary request to a server that does not speak the binary
+    /// protocol (the index): the connection is closed (TV-57).
+    BinaryRefused,
 }
 
 /// Largest step by which the buffer grows ahead of a data block that is
@@ -113,6 +127,14 @@ pub(crate) enum LineParse {
     Done(Request),
     /// A storage command: `bytes` of data and a 2-byte trailer follow.
     Data { store: Store, bytes: usize },
+    /// `ms`: the same, for a meta request.
+    MetaData {
+        meta: Box<crate::request::MetaRequest>,
+        bytes: usize,
+    },
+    /// A rejected command whose data block (`bytes` + trailer) is still
+    /// consumed: answered `request`.
+    Discard { request: Request, bytes: usize },
     /// `node sync`: a body of `NODE` lines up to `END` follows.
     NodeSyncBody { version: u64 },
 }
@@ -183,8 +205,23 @@ impl Parser {
 
     fn parse_from(&self, buf: &mut BytesMut, state: &mut DecodeState) -> Option<Frame> {
         let first = *buf.first()?;
-        if first == 0x80 {
-            return Some(Frame::Binary);
+        if first == crate::binary::REQUEST_MAGIC {
+            if self.dialect != Dialect::Node {
+                return Some(Frame::BinaryRefused);
+            }
+            let max_body = self.limits.max_value + crate::binary::MAX_OVERHEAD;
+            return match crate::binary::decode(buf, max_body, DATA_RESERVE_STEP) {
+                crate::binary::Decoded::Incomplete => None,
+                crate::binary::Decoded::TooLarge(h, skip) => Some(Frame::BinaryTooLarge {
+                    ctx: crate::binary::BinContext::new(&h),
+                    skip,
+                }),
+                crate::binary::Decoded::Packet(h, body) => {
+                    let mut ctx = crate::binary::BinContext::new(&h);
+                    let request = crate::binary::decode_body(&h, body, &mut ctx);
+                    Some(Frame::Binary { ctx, request })
+                }
+            };
         }
         let Some(lf) = find_lf(buf, state.scanned) else {
             state.scanned = buf.len();
@@ -204,33 +241,22 @@ impl Parser {
                 buf.advance(line_len);
                 Some(Frame::Request { proxy, request })
             }
-            LineParse::Data { mut store, bytes } => {
-                if bytes > self.limits.max_value {
-                    buf.advance(line_len);
-                    return Some(Frame::TooLarge {
-                        skip: bytes as u64 + 2,
-                    });
-                }
-                let total = line_len + bytes + 2;
-                if buf.len() < total {
-                    // Room for what comes next, never the whole declared
-                    // size: memory follows the bytes that arrived. Only
-                    // while the buffer is under half of what it asks for:
-                    // `reserve` may double the capacity, which would put it
-                    // up to twice the step ahead of the bytes.
-                    let want = (total - buf.len()).min(DATA_RESERVE_STEP);
-                    if buf.capacity().saturating_mul(2) <= buf.len() + want {
-                        buf.reserve(want);
-                    }
-                    return None;
-                }
-                buf.advance(line_len);
-                store.data = buf.split_to(bytes).freeze();
-                buf.advance(2);
-                Some(Frame::Request {
-                    proxy,
-                    request: Request::Store(store),
+            LineParse::Data { store, bytes } => {
+                self.with_data(buf, line_len, proxy, bytes, |data| {
+                    let mut store = store;
+                    store.data = data;
+                    Request::Store(store)
                 })
+            }
+            LineParse::MetaData { meta, bytes } => {
+                self.with_data(buf, line_len, proxy, bytes, |data| {
+                    let mut meta = meta;
+                    meta.data = data;
+                    Request::MetaOp(meta)
+                })
+            }
+            LineParse::Discard { request, bytes } => {
+                self.with_data(buf, line_len, proxy, bytes, |_| request)
             }
             LineParse::NodeSyncBody { version } => {
                 let body = state
@@ -245,6 +271,45 @@ impl Parser {
                 }
             }
         }
+    }
+
+    /// A request line followed by a data block of `bytes` and a 2-byte
+    /// trailer: the request once all of it is buffered (`make` gets the
+    /// block), `TooLarge` beyond the limit.
+    fn with_data(
+        &self,
+        buf: &mut BytesMut,
+        line_len: usize,
+        proxy: Option<Vec<String>>,
+        bytes: usize,
+        make: impl FnOnce(Bytes) -> Request,
+    ) -> Option<Frame> {
+        if bytes > self.limits.max_value {
+            buf.advance(line_len);
+            return Some(Frame::TooLarge {
+                skip: bytes as u64 + 2,
+            });
+        }
+        let total = line_len + bytes + 2;
+        if buf.len() < total {
+            // Room for what comes next, never the whole declared
+            // size: memory follows the bytes that arrived. Only
+            // while the buffer is under half of what it asks for:
+            // `reserve` may double the capacity, which would put it
+            // up to twice the step ahead of the bytes.
+            let want = (total - buf.len()).min(DATA_RESERVE_STEP);
+            if buf.capacity().saturating_mul(2) <= buf.len() + want {
+                buf.reserve(want);
+            }
+            return None;
+        }
+        buf.advance(line_len);
+        let data = buf.split_to(bytes).freeze();
+        buf.advance(2);
+        Some(Frame::Request {
+            proxy,
+            request: make(data),
+        })
     }
 
     /// Parse one request line (proxy prefix already removed).
@@ -272,13 +337,14 @@ impl Parser {
             b"meta" if index => admin::no_args(&mut c, Request::Meta).into(),
             b"shutdown" if index => node::parse_shutdown(&mut c).into(),
             b"ping" => admin::no_args(&mut c, Request::Ping).into(),
-            b"version" => admin::no_args(&mut c, Request::Version).into(),
+            b"version" => admin::parse_version(&mut c).into(),
             b"stats" => admin::parse_stats(&mut c).into(),
             b"show" => admin::parse_show(&mut c).into(),
             b"kill" => admin::parse_kill(&mut c).into(),
             b"verbosity" => admin::parse_verbosity(&mut c).into(),
             b"quit" => admin::parse_quit(&mut c).into(),
             b"failpoint" => admin::parse_failpoint(&mut c).into(),
+            b"mg" | b"ms" | b"md" | b"ma" | b"me" | b"mn" if node => meta::parse(cmd, &mut c),
             _ => Request::Error.into(),
         }
     }

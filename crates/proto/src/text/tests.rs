@@ -14,7 +14,7 @@ fn all(p: &Parser, input: &[u8]) -> Vec<Frame> {
     let mut buf = BytesMut::from(input);
     let mut out = Vec::new();
     while let Some(f) = p.parse(&mut buf) {
-        let stop = matches!(f, Frame::Binary | Frame::LineTooLong);
+        let stop = matches!(f, Frame::BinaryRefused | Frame::LineTooLong);
         out.push(f);
         if stop {
             break;
@@ -134,12 +134,12 @@ fn simple_errors() {
         b"incr n 1-2\r\n",
         b"touch tt\r\n",
         b"touch tt 100 sync\r\n",
-        b"version x\r\n",
         b"ping x\r\n",
         b"verbosity\r\n",
         b"verbosity 1 sync\r\n",
         b"flush_all sync\r\n",
-        b"stats settings\r\n",
+        b"stats cachedump 1\r\n",
+        b"stats cachedump x 1\r\n",
         b"stats threads bogus\r\n",
         b"kill abc\r\n",
         b"kill 1 2\r\n",
@@ -167,7 +167,21 @@ fn simple_errors() {
 
 #[test]
 fn accepted_forms() {
-    assert_eq!(one(b"quit x\r\n"), Request::QuitIgnored);
+    // memcached 1.6 forms (issue 11): quit with arguments closes, version
+    // answers whatever follows, `verbosity noreply` is silently accepted
+    assert_eq!(one(b"quit x\r\n"), Request::Quit);
+    assert_eq!(one(b"version foo bar\r\n"), Request::Version);
+    assert_eq!(one(b"version noreply\r\n"), Request::Version);
+    assert_eq!(one(b"verbosity noreply\r\n"), Request::Ignored);
+    assert_eq!(one(b"verbosity foo bar my\r\n"), Request::Error);
+    assert_eq!(
+        one(b"stats settings\r\n"),
+        Request::Stats(crate::request::StatsKind::Settings)
+    );
+    assert_eq!(
+        one(b"stats cachedump 1 10\r\n"),
+        Request::Stats(crate::request::StatsKind::Cachedump { slab: 1, limit: 10 })
+    );
     assert_eq!(one(b"quit\r\n"), Request::Quit);
     assert_eq!(
         one(b"flush_all -5\r\n"),
@@ -334,6 +348,82 @@ fn keys_longer_than_8191_are_errors() {
 
 #[test]
 fn binary_magic() {
+    // a node waits for the whole header; the index refuses (TV-57)
     let mut buf = BytesMut::from(&[0x80u8, 0x0b][..]);
-    assert_eq!(node().parse(&mut buf), Some(Frame::Binary));
+    assert_eq!(node().parse(&mut buf), None);
+    assert_eq!(
+        Parser::new(Dialect::Index).parse(&mut buf),
+        Some(Frame::BinaryRefused)
+    );
+}
+
+/// The meta commands (issue 11): flags typed, return flags in order,
+/// memcached's CLIENT_ERROR lines, and the data block of a rejected `ms`
+/// consumed when its length is readable.
+#[test]
+fn meta_commands() {
+    use crate::request::{MetaCmd, MetaMode};
+    let m = |r: Request| match r {
+        Request::MetaOp(m) => m,
+        other => panic!("{other:?}"),
+    };
+    let g = m(one(b"mg foo t v c f k O12 q T30 N5\r\n"));
+    assert_eq!((g.cmd, &g.key[..]), (MetaCmd::Get, &b"foo"[..]));
+    assert_eq!(g.flags.ret, b"tcfkO");
+    assert!(g.flags.value && g.flags.quiet);
+    assert_eq!(
+        (g.flags.ttl, g.flags.vivify, g.flags.opaque.as_deref()),
+        (Some(30), Some(5), Some(&b"12"[..]))
+    );
+    assert!(g.is_write());
+    assert!(!m(one(b"mg foo v\r\n")).is_write());
+    let s = m(one(b"ms k 3 F9 T-1 C7 E100 MA I\r\nabc\r\n"));
+    assert_eq!(&s.data[..], b"abc");
+    assert_eq!(
+        (
+            s.flags.client_flags,
+            s.flags.ttl,
+            s.flags.compare,
+            s.flags.explicit
+        ),
+        (Some(9), Some(-1), Some(7), Some(100))
+    );
+    assert_eq!(s.flags.mode, MetaMode::Append);
+    assert!(s.flags.invalidate);
+    let a = m(one(b"ma n N0 J5 D3 MD v\r\n"));
+    assert_eq!(
+        (a.flags.vivify, a.flags.initial, a.flags.delta, a.flags.mode),
+        (Some(0), Some(5), Some(3), MetaMode::Decr)
+    );
+    // base64 keys are decoded; P and L are ignored
+    let b = m(one(b"md Zm9v b q Pxx L/path\r\n"));
+    assert_eq!((&b.key[..], b.flags.base64), (&b"foo"[..], true));
+    assert_eq!(one(b"mn\r\n"), Request::MetaNoop);
+    for (line, err) in [
+        (&b"mg\r\n"[..], meta::BAD_FORMAT),
+        (b"mg k v v\r\n", meta::DUPLICATE_FLAG),
+        (b"mg k Z\r\n", meta::INVALID_FLAG),
+        (b"md k v\r\n", meta::INVALID_FLAG),
+        (b"mg k Tx\r\n", meta::BAD_TOKEN),
+        (b"ms k x\r\n", meta::BAD_CHUNK),
+        (b"mg IGE= b\r\n", meta::BAD_FORMAT),
+        (
+            b"mg k O123456789012345678901234567890123\r\n",
+            meta::OPAQUE_TOO_LONG,
+        ),
+    ] {
+        assert_eq!(
+            one(line),
+            Request::Invalid(err),
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    // the block of an `ms` with a bad flag is skipped
+    let frames = all(&node(), b"ms k 2 MX\r\nab\r\nmn\r\n");
+    assert_eq!(req(&frames[0]), &Request::Invalid(meta::INVALID_MODE));
+    assert_eq!(req(&frames[1]), &Request::MetaNoop);
+    // the index does not know them
+    let frames = all(&Parser::new(Dialect::Index), b"mn\r\n");
+    assert_eq!(req(&frames[0]), &Request::Error);
 }

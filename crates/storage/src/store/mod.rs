@@ -73,8 +73,34 @@ pub enum StoreOutcome {
 /// Result of incr/decr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArithOutcome {
-    Value { value: u64, version: u64 },
+    Value {
+        value: u64,
+        version: u64,
+    },
     NotFound,
+    /// [`ArithOp::strict`] and the value is not a decimal number.
+    NonNumeric,
+    /// [`ArithOp::compare`] did not match the record's version.
+    Exists,
+}
+
+/// incr/decr as the binary and meta protocols (memcached) define it; the
+/// text commands use [`Store::arith`] (Flare's rules).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArithOp {
+    pub delta: u64,
+    pub incr: bool,
+    /// memcached's rules: the whole value must be a decimal number
+    /// (else [`ArithOutcome::NonNumeric`]) and incr wraps at 2^64;
+    /// otherwise Flare's (numeric prefix, saturating).
+    pub strict: bool,
+    /// Create a missing key with this value, flags and absolute expire
+    /// (the value is returned as is, the delta is not applied).
+    pub create: Option<(u64, u32, i64)>,
+    /// Apply only at this version.
+    pub compare: Option<u64>,
+    /// New absolute expire on success.
+    pub expire: Option<i64>,
 }
 
 /// Result of a versioned touch ([`Store::touch_version`]).
@@ -90,8 +116,12 @@ pub enum TouchOutcome {
 /// Result of delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
-    Deleted { version: u64 },
+    Deleted {
+        version: u64,
+    },
     NotFound,
+    /// [`Store::delete_if`]: the record is at another version.
+    Exists,
 }
 
 struct Stripe {
@@ -155,6 +185,17 @@ fn numeric_prefix(v: &[u8]) -> u64 {
     n
 }
 
+/// memcached's reading of a counter: the whole value is a decimal u64
+/// (trailing spaces allowed, as memcached pads values it rewrote in place).
+fn strict_number(v: &[u8]) -> Option<u64> {
+    let end = v.iter().rposition(|&b| b != b' ').map_or(0, |p| p + 1);
+    let digits = &v[..end];
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 /// What is known about a key under its lock.
 struct Current {
     record: Option<Record>,
@@ -165,8 +206,12 @@ impl Current {
     fn alive(&self, now: i64) -> Option<&Record> {
         self.record.as_ref().filter(|r| !r.is_expired(now))
     }
+    /// Absent (not merely expired) with an unexpired delete hold. A record
+    /// stored after the hold, even one that has expired since, ends the
+    /// hold, as in 1.3.4 (`set` after `delete k 100`, then the record
+    /// expires: `add` stores).
     fn held(&self, now: i64) -> bool {
-        self.alive(now).is_none() && self.tombstone.is_some_and(|t| t.expire > now)
+        self.record.is_none() && self.tombstone.is_some_and(|t| t.expire > now)
     }
     /// The version a new write builds on (§4.3).
     fn version(&self) -> u64 {
@@ -339,11 +384,31 @@ impl<E: KvEngine> Store<E> {
         w: WriteRequest<'_>,
         now: i64,
     ) -> Result<StoreOutcome, StorageError> {
+        self.store_if(mode, w, None, now)
+    }
+
+    /// [`Store::store`], applied only if the live record is at version
+    /// `compare` (memcached's cas on any storage mode: `NotFound` when there
+    /// is no live record, `Exists` when its version differs).
+    pub fn store_if(
+        &self,
+        mode: StoreMode,
+        w: WriteRequest<'_>,
+        compare: Option<u64>,
+        now: i64,
+    ) -> Result<StoreOutcome, StorageError> {
         let _g = self.shared();
         let mut stripe = self.stripe(w.key);
         let cur = self.current(&mut stripe, w.key)?;
         let alive = cur.alive(now);
         let held = cur.held(now);
+        if let Some(unique) = compare {
+            match alive {
+                None => return Ok(StoreOutcome::NotFound),
+                Some(r) if r.version != unique => return Ok(StoreOutcome::Exists),
+                Some(_) => {}
+            }
+        }
         let mut new_version = if w.version > 0 {
             w.version
         } else {
@@ -510,6 +575,82 @@ impl<E: KvEngine> Store<E> {
         Ok(ArithOutcome::Value { value, version })
     }
 
+    /// incr / decr with memcached's options (binary and meta protocols).
+    pub fn arith_with(
+        &self,
+        key: &[u8],
+        op: ArithOp,
+        now: i64,
+    ) -> Result<ArithOutcome, StorageError> {
+        let _g = self.shared();
+        let mut stripe = self.stripe(key);
+        let cur = self.current(&mut stripe, key)?;
+        let Some(r) = cur.alive(now).cloned() else {
+            if let Some(r) = cur.record.as_ref() {
+                self.purge_locked(&mut stripe, key, r, now)?;
+            }
+            let Some((initial, flags, expire)) = op.create else {
+                return Ok(ArithOutcome::NotFound);
+            };
+            if op.compare.is_some() {
+                return Ok(ArithOutcome::NotFound);
+            }
+            let version = self.next_version(cur.version());
+            let text = initial.to_string();
+            self.save(
+                &mut stripe,
+                key,
+                encode_parts(flags, expire, version, &[text.as_bytes()]),
+            )?;
+            self.items.fetch_add(1, Ordering::Relaxed);
+            return Ok(ArithOutcome::Value {
+                value: initial,
+                version,
+            });
+        };
+        if op.compare.is_some_and(|c| c != r.version) {
+            return Ok(ArithOutcome::Exists);
+        }
+        let value = if op.strict {
+            let Some(n) = strict_number(&r.value) else {
+                return Ok(ArithOutcome::NonNumeric);
+            };
+            if op.incr {
+                n.wrapping_add(op.delta)
+            } else {
+                n.saturating_sub(op.delta)
+            }
+        } else {
+            let n = numeric_prefix(&r.value);
+            if op.incr {
+                n.saturating_add(op.delta)
+            } else {
+                n.saturating_sub(op.delta)
+            }
+        };
+        let version = self.next_version(r.version);
+        let text = value.to_string();
+        let expire = op.expire.unwrap_or(r.expire);
+        self.save(
+            &mut stripe,
+            key,
+            encode_parts(r.flags, expire, version, &[text.as_bytes()]),
+        )?;
+        Ok(ArithOutcome::Value { value, version })
+    }
+
+    /// delete with memcached's cas: only a live record at version
+    /// `compare` is deleted (`Exists` otherwise; `NotFound` without one).
+    pub fn delete_if(
+        &self,
+        key: &[u8],
+        compare: u64,
+        version: u64,
+        now: i64,
+    ) -> Result<DeleteOutcome, StorageError> {
+        self.delete_inner(key, 0, version, Some(compare), now)
+    }
+
     /// delete (protocol.md §12): `hold_expire` absolute (0 = no hold),
     /// `version` explicit (0 = none).
     pub fn delete(
@@ -519,9 +660,27 @@ impl<E: KvEngine> Store<E> {
         version: u64,
         now: i64,
     ) -> Result<DeleteOutcome, StorageError> {
+        self.delete_inner(key, hold_expire, version, None, now)
+    }
+
+    fn delete_inner(
+        &self,
+        key: &[u8],
+        hold_expire: i64,
+        version: u64,
+        compare: Option<u64>,
+        now: i64,
+    ) -> Result<DeleteOutcome, StorageError> {
         let _g = self.shared();
         let mut stripe = self.stripe(key);
         let cur = self.current(&mut stripe, key)?;
+        if let Some(unique) = compare {
+            match cur.alive(now) {
+                None => return Ok(DeleteOutcome::NotFound),
+                Some(r) if r.version != unique => return Ok(DeleteOutcome::Exists),
+                Some(_) => {}
+            }
+        }
         if version > 0 && version < cur.version() {
             return Ok(DeleteOutcome::NotFound);
         }

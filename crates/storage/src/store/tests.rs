@@ -433,3 +433,182 @@ fn touch_at_a_version() {
         Some(TouchOutcome::NotFound)
     );
 }
+
+/// Issue 11: `set k` → `delete k <hold>` → `set k` with an expiry in the
+/// past → `add k` stores (as 1.3.4): a record written after the hold ends
+/// it, even once it has expired. `replace` and `cas` see no live record.
+#[test]
+fn a_record_written_after_a_delete_hold_ends_the_hold() {
+    let s = store();
+    s.store(StoreMode::Set, w(b"k", b"1"), NOW).expect("set");
+    s.delete(b"k", NOW + 10_000, 0, NOW).expect("delete");
+    let expired = WriteRequest {
+        expire: NOW - 1,
+        ..w(b"k", b"2")
+    };
+    assert!(matches!(
+        s.store(StoreMode::Set, expired, NOW),
+        Ok(StoreOutcome::Stored { .. })
+    ));
+    assert_eq!(
+        s.store(StoreMode::Replace, w(b"k", b"r"), NOW).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    assert_eq!(
+        s.store(StoreMode::Cas(1), w(b"k", b"c"), NOW).ok(),
+        Some(StoreOutcome::NotFound)
+    );
+    assert!(matches!(
+        s.store(StoreMode::Add, w(b"k", b"3"), NOW),
+        Ok(StoreOutcome::Stored { .. })
+    ));
+    // one that expires later: the same once it has passed
+    s.delete(b"k", NOW + 10_000, 0, NOW).expect("delete");
+    let short = WriteRequest {
+        expire: NOW + 1,
+        ..w(b"k", b"4")
+    };
+    s.store(StoreMode::Set, short, NOW).expect("set");
+    assert_eq!(
+        s.store(StoreMode::Add, w(b"k", b"5"), NOW).ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    assert!(matches!(
+        s.store(StoreMode::Add, w(b"k", b"5"), NOW + 2),
+        Ok(StoreOutcome::Stored { .. })
+    ));
+}
+
+#[test]
+fn store_if_compares_the_live_version_in_every_mode() {
+    let s = store();
+    assert_eq!(
+        s.store_if(StoreMode::Set, w(b"c", b"a"), Some(1), NOW).ok(),
+        Some(StoreOutcome::NotFound)
+    );
+    let v = match s.store(StoreMode::Set, w(b"c", b"a"), NOW) {
+        Ok(StoreOutcome::Stored { version }) => version,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        s.store_if(StoreMode::Append, w(b"c", b"b"), Some(v + 1), NOW)
+            .ok(),
+        Some(StoreOutcome::Exists)
+    );
+    let v2 = match s.store_if(StoreMode::Append, w(b"c", b"b"), Some(v), NOW) {
+        Ok(StoreOutcome::Stored { version }) => version,
+        other => panic!("{other:?}"),
+    };
+    assert!(v2 > v);
+    assert_eq!(
+        s.get(b"c", NOW).ok().flatten().map(|r| r.value),
+        Some(b"ab".to_vec())
+    );
+    assert_eq!(
+        s.store_if(StoreMode::Add, w(b"c", b"x"), Some(v2), NOW)
+            .ok(),
+        Some(StoreOutcome::NotStored)
+    );
+    assert_eq!(
+        s.delete_if(b"c", v, 0, NOW).ok(),
+        Some(DeleteOutcome::Exists)
+    );
+    assert!(matches!(
+        s.delete_if(b"c", v2, 0, NOW),
+        Ok(DeleteOutcome::Deleted { .. })
+    ));
+    assert_eq!(
+        s.delete_if(b"c", v2, 0, NOW).ok(),
+        Some(DeleteOutcome::NotFound)
+    );
+}
+
+#[test]
+fn arith_with_memcached_rules() {
+    let s = store();
+    let strict = |delta, incr| ArithOp {
+        delta,
+        incr,
+        strict: true,
+        ..Default::default()
+    };
+    // create with the initial value, delta not applied
+    let create = ArithOp {
+        create: Some((9, 3, NOW + 50)),
+        ..strict(1, false)
+    };
+    assert!(matches!(
+        s.arith_with(b"n", create, NOW),
+        Ok(ArithOutcome::Value { value: 9, .. })
+    ));
+    let r = s.get(b"n", NOW).ok().flatten().expect("created");
+    assert_eq!((r.flags, r.expire, &r.value[..]), (3, NOW + 50, &b"9"[..]));
+    assert!(matches!(
+        s.arith_with(b"n", create, NOW),
+        Ok(ArithOutcome::Value { value: 8, .. })
+    ));
+    assert_eq!(
+        s.arith_with(b"missing", strict(1, true), NOW).ok(),
+        Some(ArithOutcome::NotFound)
+    );
+    // decr floors at 0, incr wraps
+    assert!(matches!(
+        s.arith_with(b"n", strict(100, false), NOW),
+        Ok(ArithOutcome::Value { value: 0, .. })
+    ));
+    s.store(
+        StoreMode::Set,
+        w(b"big", u64::MAX.to_string().as_bytes()),
+        NOW,
+    )
+    .expect("set");
+    assert!(matches!(
+        s.arith_with(b"big", strict(2, true), NOW),
+        Ok(ArithOutcome::Value { value: 1, .. })
+    ));
+    // non-numeric values are refused; Flare's rules read them as 0
+    s.store(StoreMode::Set, w(b"s", b"12abc"), NOW)
+        .expect("set");
+    assert_eq!(
+        s.arith_with(b"s", strict(1, true), NOW).ok(),
+        Some(ArithOutcome::NonNumeric)
+    );
+    assert!(matches!(
+        s.arith_with(
+            b"s",
+            ArithOp {
+                strict: false,
+                ..strict(1, true)
+            },
+            NOW
+        ),
+        Ok(ArithOutcome::Value { value: 13, .. })
+    ));
+    // compare and new expire
+    let v = s.get(b"s", NOW).ok().flatten().expect("s").version;
+    assert_eq!(
+        s.arith_with(
+            b"s",
+            ArithOp {
+                compare: Some(v + 7),
+                ..strict(1, true)
+            },
+            NOW
+        )
+        .ok(),
+        Some(ArithOutcome::Exists)
+    );
+    let op = ArithOp {
+        compare: Some(v),
+        expire: Some(NOW + 9),
+        ..strict(1, true)
+    };
+    assert!(matches!(
+        s.arith_with(b"s", op, NOW),
+        Ok(ArithOutcome::Value { value: 14, .. })
+    ));
+    assert_eq!(
+        s.get(b"s", NOW).ok().flatten().map(|r| r.expire),
+        Some(NOW + 9)
+    );
+}
