@@ -153,7 +153,9 @@ fn tv63_flush_all_forgets_tombstones() {
     );
 }
 
-/// TV-38 stats sub-commands.
+/// TV-38 stats sub-commands, with memcached's `settings`, `items`,
+/// `slabs`, `sizes` and `cachedump` (issue 11; 1.3.4 answered them empty or
+/// `ERROR`).
 #[test]
 fn tv38_stats_subcommands() {
     let f = Flared::start();
@@ -162,22 +164,21 @@ fn tv38_stats_subcommands() {
         "
         > stats items
         < END
-        > stats slabs
-        < END
         > stats sizes
+        < STAT sizes_status disabled
+        < END
+        > stats cachedump 1 0
         < END
         > stats threads queue
         < STAT total_thread_queue 0
         < END
-        > stats settings
-        < ERROR
         > stats threads bogus
         < ERROR
         > stats reset
         < ERROR
         > stats detail on
         < ERROR
-        > stats cachedump 1 1
+        > stats cachedump 1
         < ERROR
         > stats queue
         < ERROR
@@ -187,6 +188,61 @@ fn tv38_stats_subcommands() {
         < END
         ",
     );
+    let slabs = c.stats("slabs");
+    assert_eq!(slabs[0], ("active_slabs".to_string(), "0".to_string()));
+    assert_eq!(slabs[1].0, "total_malloced");
+    let settings = c.stats("settings");
+    let get = |k: &str| {
+        settings
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("maxconns"), Some("128"));
+    assert_eq!(get("tcpport"), Some(f.port.to_string().as_str()));
+    assert_eq!(get("cas_enabled"), Some("yes"));
+    assert_eq!(get("evictions"), Some("off"));
+    assert_eq!(get("item_size_max"), Some("67108864"));
+    // with records: class 1 holds them all; cachedump lists keys from storage
+    c.set("k1", 0, b"abc");
+    c.set("k2", 0, b"defgh");
+    c.transcript(
+        "
+        > set k3 0 100000 1
+        > z
+        < STORED
+        ",
+    );
+    let items = c.stats("items");
+    assert_eq!(items[0], ("items:1:number".to_string(), "3".to_string()));
+    assert!(items
+        .iter()
+        .any(|(n, v)| n == "items:1:evicted" && v == "0"));
+    let slabs = c.stats("slabs");
+    assert!(slabs.contains(&("1:used_chunks".to_string(), "3".to_string())));
+    assert!(slabs.contains(&("active_slabs".to_string(), "1".to_string())));
+    c.send(b"stats cachedump 1 0\r\n");
+    let mut lines = c.read_until("END\r\n");
+    lines.sort();
+    let exp = lines
+        .iter()
+        .find(|l| l.starts_with("ITEM k3 "))
+        .and_then(|l| l.strip_prefix("ITEM k3 [1 b; "))
+        .and_then(|l| l.strip_suffix(" s]\r\n"))
+        .and_then(|t| t.parse::<i64>().ok())
+        .expect("k3's line");
+    assert!((exp - unix_now() - 100_000).abs() <= 2, "{lines:?}");
+    assert_eq!(
+        &lines[..3],
+        [
+            "END\r\n".to_string(),
+            "ITEM k1 [3 b; 0 s]\r\n".to_string(),
+            "ITEM k2 [5 b; 0 s]\r\n".to_string()
+        ]
+    );
+    c.send(b"stats cachedump 1 2\r\n");
+    assert_eq!(c.read_until("END\r\n").len(), 3);
+    c.expect(b"stats cachedump 2 0\r\n", b"END\r\n");
 }
 
 const STATS_FIELDS: [&str; 35] = [

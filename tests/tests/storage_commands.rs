@@ -421,6 +421,50 @@ fn tv24_to_tv27_delete() {
     c.in_sync();
 }
 
+/// Issue 11: a record stored after a delete hold ends the hold, even once
+/// it has expired (as 1.3.4): `add` then stores. `replace` and `cas` see no
+/// live record.
+#[test]
+fn add_after_a_hold_and_an_expired_set() {
+    let f = Flared::start();
+    let mut c = f.connect();
+    c.transcript(
+        "
+        > set k 0 0 1
+        > 1
+        < STORED
+        > delete k 10000
+        < DELETED
+        > set k 0 1000000000 1
+        > 2
+        < STORED
+        > replace k 0 0 1
+        > 3
+        < NOT_STORED
+        > cas k 0 0 1 1
+        > 3
+        < NOT_FOUND
+        > add k 0 0 1
+        > 4
+        < STORED
+        > get k
+        < VALUE k 0 1
+        < 4
+        < END
+        ",
+    );
+    // without the expired set in between, the hold still holds (TV-25)
+    c.transcript(
+        "
+        > delete k 10000
+        < DELETED
+        > add k 0 0 1
+        > 5
+        < NOT_STORED
+        ",
+    );
+}
+
 /// TV-28 … TV-31 (incr/decr) in order.
 #[test]
 fn tv28_to_tv31_incr_decr() {

@@ -231,6 +231,14 @@ fn huge_bodies_are_skipped_not_buffered() {
     }
     assert_eq!(buf.len(), 9, "only the header was consumed");
     assert!(buf.capacity() < 4096);
+    // a value over the limit in a body small enough to take in: dropped
+    let p = packet(opcode::SET, &[0; 8], b"k", &[b'x'; 101], 6, 0);
+    let mut buf = BytesMut::from(&p[..]);
+    match parser.parse(&mut buf) {
+        Some(Frame::BinaryTooLarge { ctx, skip: 0 }) => assert_eq!(ctx.opaque, 6),
+        other => panic!("{other:?}"),
+    }
+    assert!(buf.is_empty());
 }
 
 #[test]

@@ -218,6 +218,12 @@ impl Parser {
                 }),
                 crate::binary::Decoded::Packet(h, body) => {
                     let mut ctx = crate::binary::BinContext::new(&h);
+                    let head = usize::from(h.key_len) + usize::from(h.extras_len);
+                    if body.len().saturating_sub(head) > self.limits.max_value {
+                        // a value over the limit (the body was small enough
+                        // to take in whole, and is dropped)
+                        return Some(Frame::BinaryTooLarge { ctx, skip: 0 });
+                    }
                     let request = crate::binary::decode_body(&h, body, &mut ctx);
                     Some(Frame::Binary { ctx, request })
                 }
