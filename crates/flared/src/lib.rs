@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod index_client;
 pub mod node;
+pub mod recache;
 pub mod reconstruction;
 pub mod reload;
 pub mod replication;

@@ -74,6 +74,8 @@ pub struct Node {
     pub replicator: Replicator,
     /// Orders a key's writes on a master with their replication.
     pub order: OrderLocks,
+    /// The meta protocol's recache hints (stale records, recache wins).
+    pub hints: crate::recache::Hints,
     pub progress: Progress,
     /// The index servers' addresses (resolved at start).
     index_addrs: Vec<std::net::IpAddr>,
@@ -111,6 +113,7 @@ impl Node {
             peers: Pool::new(config.proxy_concurrency, peer_config(&config)),
             replicator,
             order: OrderLocks::new(1024),
+            hints: crate::recache::Hints::new(65536),
             progress: Progress::default(),
             storage_failed: AtomicBool::new(false),
             index_addrs: resolve_index(&config),

@@ -353,11 +353,17 @@ pub struct MetaRequest {
 }
 
 impl MetaRequest {
-    /// Does it change the item? (`mg` with `T` or `N`, every `ms`, `md`,
-    /// `ma`.) Writes go to the key's master; reads may be served by a slave.
+    /// Is it served by the key's master? (`mg` with `T` or `N` changes the
+    /// item, `mg` with `R` takes part in the recache protocol, whose state
+    /// the master keeps; every `ms`, `md`, `ma`.) Other reads may be served
+    /// by a slave.
     pub fn is_write(&self) -> bool {
         match self.cmd {
-            MetaCmd::Get => self.flags.ttl.is_some() || self.flags.vivify.is_some(),
+            MetaCmd::Get => {
+                self.flags.ttl.is_some()
+                    || self.flags.vivify.is_some()
+                    || self.flags.recache.is_some()
+            }
             MetaCmd::Debug => false,
             MetaCmd::Set | MetaCmd::Delete | MetaCmd::Arith => true,
         }

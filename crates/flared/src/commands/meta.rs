@@ -14,6 +14,7 @@ use flare_storage::{
 
 use super::Applied;
 use crate::node::{now, Node};
+use crate::recache::{Answer, Hint};
 use crate::stats::inc;
 
 pub const NON_NUMERIC: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
@@ -24,8 +25,8 @@ struct Item<'a> {
     record: Option<&'a Record>,
     /// The version after the write (ms, ma) when there is no record at hand.
     version: Option<u64>,
-    /// `W`: this client won the right to recache (a vivified miss).
-    won: bool,
+    /// The recache protocol's answer (`W`, `X`, `Z`).
+    recache: Answer,
 }
 
 /// Append the return flags, in request order, to a reply line.
@@ -79,8 +80,14 @@ fn put_flags(out: &mut BytesMut, m: &MetaRequest, item: &Item<'_>, now: i64) {
             _ => {}
         }
     }
-    if item.won {
+    if item.recache.won {
         out.put_slice(b" W");
+    }
+    if item.recache.stale {
+        out.put_slice(b" X");
+    }
+    if item.recache.taken {
+        out.put_slice(b" Z");
     }
 }
 
@@ -138,9 +145,21 @@ pub fn read(node: &Node, m: &MetaRequest, out: &mut BytesMut) {
     inc(&c.get_hits);
     let item = Item {
         record: Some(&r),
+        recache: recache(node, m, &r, now),
         ..Default::default()
     };
     hit(out, m, &item, &r.value, now);
+}
+
+/// The recache answer of an `mg` hit: stale records and `R<ttl>` below the
+/// TTL left offer the recache to the first reader (`W`), later readers of
+/// the same version see `Z`.
+fn recache(node: &Node, m: &MetaRequest, r: &Record, now: i64) -> Answer {
+    let wants = m
+        .flags
+        .recache
+        .is_some_and(|t| r.expire != 0 && r.expire - now < t);
+    node.hints.read(&m.key, r.version, wants)
 }
 
 /// `ME <key> exp=… la=… cas=… fetch=… cls=… size=…`.
@@ -220,6 +239,7 @@ fn get_and_touch(
                 inc(&c.touch_hits);
                 let item = Item {
                     record: Some(&r),
+                    recache: recache(node, m, &r, now),
                     ..Default::default()
                 };
                 hit(out, m, &item, &r.value, now);
@@ -237,6 +257,7 @@ fn get_and_touch(
             inc(&c.get_hits);
             let item = Item {
                 record: Some(&r),
+                recache: recache(node, m, &r, now),
                 ..Default::default()
             };
             hit(out, m, &item, &r.value, now);
@@ -263,11 +284,22 @@ fn vivify(node: &Node, m: &MetaRequest, now: i64, out: &mut BytesMut) -> Result<
         version: 0,
     };
     match node.store.store(StoreMode::Add, w, now)? {
-        StoreOutcome::Stored { .. } => {
+        StoreOutcome::Stored { version } => {
+            node.hints.set(
+                &m.key,
+                Hint {
+                    version,
+                    stale: false,
+                    win_sent: true,
+                },
+            );
             let r = node.store.peek(&m.key)?;
             let item = Item {
                 record: r.as_ref(),
-                won: true,
+                recache: Answer {
+                    won: true,
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             hit(out, m, &item, b"", now);
@@ -300,8 +332,28 @@ fn set(node: &Node, m: &MetaRequest, now: i64, out: &mut BytesMut) -> Result<Opt
         version: f.explicit.unwrap_or(0),
     };
     let none = Item::default();
-    Ok(match node.store.store_if(mode, w, f.compare, now)? {
+    let mut outcome = node.store.store_if(mode, w, f.compare, now)?;
+    let mut stale = false;
+    if let (StoreOutcome::Exists, Some(unique), true) = (outcome, f.compare, f.invalidate) {
+        // `I`: a cas older than the record's is accepted, and the stored
+        // record is marked stale
+        if node.store.peek(&m.key)?.is_some_and(|r| unique < r.version) {
+            outcome = node.store.store_if(mode, w, None, now)?;
+            stale = true;
+        }
+    }
+    Ok(match outcome {
         StoreOutcome::Stored { version } => {
+            if stale {
+                node.hints.set(
+                    &m.key,
+                    Hint {
+                        version,
+                        stale: true,
+                        win_sent: false,
+                    },
+                );
+            }
             inc(&c.total_items);
             if f.compare.is_some() {
                 inc(&c.cas_hits);
@@ -336,6 +388,9 @@ fn delete(node: &Node, m: &MetaRequest, now: i64, out: &mut BytesMut) -> Result<
     let c = &node.counters;
     let f = &m.flags;
     let version = f.explicit.unwrap_or(0);
+    if f.invalidate {
+        return invalidate(node, m, now, out);
+    }
     let outcome = match f.compare {
         Some(unique) => node.store.delete_if(&m.key, unique, version, now)?,
         None => node.store.delete(&m.key, 0, version, now)?,
@@ -362,6 +417,65 @@ fn delete(node: &Node, m: &MetaRequest, now: i64, out: &mut BytesMut) -> Result<
             None
         }
     })
+}
+
+/// `md <key> I [T<ttl>] [C<cas>]`: instead of deleting, mark the record
+/// stale and give it a new version (so earlier cas tokens fail), keeping
+/// its value; `T` sets a new TTL. The new version replicates like any
+/// write; the stale mark is a hint of this node (crate::recache).
+fn invalidate(
+    node: &Node,
+    m: &MetaRequest,
+    now: i64,
+    out: &mut BytesMut,
+) -> Result<Option<Applied>> {
+    let c = &node.counters;
+    let f = &m.flags;
+    let none = Item::default();
+    let Some(r) = node.store.get(&m.key, now)? else {
+        inc(&c.delete_misses);
+        if !f.quiet {
+            status(out, b"NF", m, &none, now);
+        }
+        return Ok(None);
+    };
+    let w = WriteRequest {
+        key: &m.key,
+        flags: r.flags,
+        expire: f.ttl.map_or(r.expire, |t| absolute_expire(t, now)),
+        value: &r.value,
+        version: 0,
+    };
+    Ok(
+        match node.store.store_if(StoreMode::Replace, w, f.compare, now)? {
+            StoreOutcome::Stored { version } => {
+                inc(&c.delete_hits);
+                node.hints.set(
+                    &m.key,
+                    Hint {
+                        version,
+                        stale: true,
+                        win_sent: false,
+                    },
+                );
+                if !f.quiet {
+                    status(out, b"HD", m, &none, now);
+                }
+                Some(Applied::Record(m.key.clone()))
+            }
+            StoreOutcome::Exists => {
+                status(out, b"EX", m, &none, now);
+                None
+            }
+            StoreOutcome::NotStored | StoreOutcome::NotFound => {
+                inc(&c.delete_misses);
+                if !f.quiet {
+                    status(out, b"NF", m, &none, now);
+                }
+                None
+            }
+        },
+    )
 }
 
 fn arith(node: &Node, m: &MetaRequest, now: i64, out: &mut BytesMut) -> Result<Option<Applied>> {
