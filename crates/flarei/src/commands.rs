@@ -105,6 +105,7 @@ pub fn execute(index: &Arc<Index>, conn: &Slot, request: Request, out: &mut Byte
         // Node-only commands never come out of the index parser, but stay explicit.
         Request::MetaOp(_)
         | Request::MetaNoop
+        | Request::Noop
         | Request::Store(_)
         | Request::Get { .. }
         | Request::Touch { .. }

@@ -327,7 +327,7 @@ pub fn decode_body(h: &Header, body: Bytes, ctx: &mut BinContext) -> Request {
                 return EINVAL;
             }
             match h.opcode {
-                NOOP => Request::Ping,
+                NOOP => Request::Noop,
                 VERSION => Request::Version,
                 _ => Request::Quit,
             }

@@ -200,6 +200,9 @@ pub enum Request {
     MetaOp(Box<MetaRequest>),
     /// `mn`: answered `MN` (the end marker of a quiet pipeline).
     MetaNoop,
+    /// The binary `NOOP`: answered as `ping` (`OK`, or the storage error of
+    /// an unhealthy node), from a client.
+    Noop,
     /// A request answered with this line (a `CLIENT_ERROR ...` of a
     /// malformed meta command), CRLF included.
     Invalid(&'static str),
@@ -256,6 +259,7 @@ impl Request {
                 MetaCmd::Debug => "me",
             },
             Request::MetaNoop => "mn",
+            Request::Noop => "noop",
             Request::Invalid(_) => "error",
             Request::Error => "error",
         }

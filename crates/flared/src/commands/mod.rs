@@ -94,6 +94,7 @@ pub async fn execute(
             }
         },
         Request::MetaNoop => out.extend_from_slice(b"MN\r\n"),
+        Request::Noop => admin::ping(node, out),
         Request::Invalid(line) => out.extend_from_slice(line.as_bytes()),
         Request::Get { keys, with_version } => {
             get::apply(node, proxy, &keys, with_version, out).await

@@ -292,7 +292,7 @@ fn quit_noop_flush() {
     let (ctx, _) = decode_one(&packet(opcode::QUITQ, &[], &[], &[], 1, 0));
     assert!(reply(&ctx, b"").is_empty());
     let (ctx, req) = decode_one(&packet(opcode::NOOP, &[], &[], &[], 1, 0));
-    assert_eq!(req, Request::Ping);
+    assert_eq!(req, Request::Noop);
     assert_eq!(
         reply(&ctx, b"OK\r\n"),
         response(opcode::NOOP, 0, 1, 0, &[], &[], &[])
