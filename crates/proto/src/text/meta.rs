@@ -20,6 +20,7 @@ pub const DUPLICATE_FLAG: &str = "CLIENT_ERROR duplicate flag\r\n";
 pub const BAD_CHUNK: &str = "CLIENT_ERROR bad data chunk\r\n";
 pub const OPAQUE_TOO_LONG: &str = "CLIENT_ERROR opaque token too long\r\n";
 pub const INVALID_MODE: &str = "CLIENT_ERROR invalid mode for ms STORE\r\n";
+pub const INVALID_ARITH_MODE: &str = "CLIENT_ERROR invalid mode for ma M token\r\n";
 
 /// Longest `O` token (memcached's limit).
 pub const MAX_OPAQUE: usize = 32;
@@ -36,10 +37,10 @@ pub fn is_text_key(key: &[u8]) -> bool {
 /// The flags each command accepts (besides the ignored `P` and `L`).
 fn allowed(cmd: MetaCmd) -> &'static [u8] {
     match cmd {
-        MetaCmd::Get => b"bcfhklOqstuvNRTE",
+        MetaCmd::Get => b"bcfhklOqstuvNRT",
         MetaCmd::Set => b"bcCEFIkOqsTM",
         MetaCmd::Delete => b"bCEIkOqT",
-        MetaCmd::Arith => b"bCENJDTMqtcvkO",
+        MetaCmd::Arith => b"bCNJDTMqtcvkO",
         MetaCmd::Debug => b"b",
     }
 }
@@ -113,6 +114,7 @@ pub fn parse_flags(cmd: MetaCmd, c: &mut Cursor<'_>) -> Result<MetaFlags, &'stat
                     (MetaCmd::Set, b"P" | b"p") => MetaMode::Prepend,
                     (MetaCmd::Arith, b"I" | b"i" | b"+") => MetaMode::Incr,
                     (MetaCmd::Arith, b"D" | b"d" | b"-") => MetaMode::Decr,
+                    (MetaCmd::Arith, _) => return Err(INVALID_ARITH_MODE),
                     _ => return Err(INVALID_MODE),
                 }
             }
