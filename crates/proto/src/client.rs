@@ -381,37 +381,29 @@ impl ReplyFramer {
             let line = &buf[self.pos..end];
             let next = match self.kind {
                 ReplyKind::Line => return Ok(Some(end)),
-                ReplyKind::Values | ReplyKind::ValueOrLine => match value_len(line)? {
-                    None => return Ok(Some(end)),
-                    Some(n) => {
-                        let block_end = end
-                            .checked_add(n)
-                            .and_then(|e| e.checked_add(2))
-                            .filter(|e| *e <= self.limits.max_reply)
-                            .ok_or(FrameError::TooLarge(self.limits.max_reply))?;
-                        if buf.len() < block_end {
-                            return Ok(None);
-                        }
-                        if self.kind == ReplyKind::ValueOrLine {
-                            return Ok(Some(block_end));
-                        }
-                        block_end
+                ReplyKind::Values | ReplyKind::ValueOrLine | ReplyKind::Meta => {
+                    let len = if self.kind == ReplyKind::Meta {
+                        meta_value_len(line)?
+                    } else {
+                        value_len(line)?
+                    };
+                    let Some(n) = len else {
+                        return Ok(Some(end));
+                    };
+                    let block_end = end
+                        .checked_add(n)
+                        .and_then(|e| e.checked_add(2))
+                        .filter(|e| *e <= self.limits.max_reply)
+                        .ok_or(FrameError::TooLarge(self.limits.max_reply))?;
+                    if buf.len() < block_end {
+                        return Ok(None);
                     }
-                },
-                ReplyKind::Meta => match meta_value_len(line)? {
-                    None => return Ok(Some(end)),
-                    Some(n) => {
-                        let block_end = end
-                            .checked_add(n)
-                            .and_then(|e| e.checked_add(2))
-                            .filter(|e| *e <= self.limits.max_reply)
-                            .ok_or(FrameError::TooLarge(self.limits.max_reply))?;
-                        if buf.len() < block_end {
-                            return Ok(None);
-                        }
+                    if self.kind != ReplyKind::Values {
+                        // one value block is the whole reply
                         return Ok(Some(block_end));
                     }
-                },
+                    block_end
+                }
                 ReplyKind::Keys if line.starts_with(b"KEY ") => end,
                 ReplyKind::Keys => return Ok(Some(end)),
                 ReplyKind::Block => {

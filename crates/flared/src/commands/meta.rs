@@ -29,6 +29,25 @@ struct Item<'a> {
     recache: Answer,
 }
 
+/// The key as the client sent it (base64 with `b`).
+fn put_key(out: &mut BytesMut, m: &MetaRequest) {
+    if m.flags.base64 {
+        let enc = base64::engine::general_purpose::STANDARD.encode(&m.key);
+        out.put_slice(enc.as_bytes());
+    } else {
+        out.put_slice(&m.key);
+    }
+}
+
+/// Seconds left before the record expires, -1 for never.
+fn ttl_left(r: &Record, now: i64) -> i64 {
+    if r.expire == 0 {
+        -1
+    } else {
+        (r.expire - now).max(0)
+    }
+}
+
 /// Append the return flags, in request order, to a reply line.
 fn put_flags(out: &mut BytesMut, m: &MetaRequest, item: &Item<'_>, now: i64) {
     let f = &m.flags;
@@ -38,12 +57,7 @@ fn put_flags(out: &mut BytesMut, m: &MetaRequest, item: &Item<'_>, now: i64) {
             (b'b', _) if with_key => out.put_slice(b" b"),
             (b'k', _) => {
                 out.put_slice(b" k");
-                if f.base64 {
-                    let enc = base64::engine::general_purpose::STANDARD.encode(&m.key);
-                    out.put_slice(enc.as_bytes());
-                } else {
-                    out.put_slice(&m.key);
-                }
+                put_key(out, m);
             }
             (b'O', _) => {
                 out.put_slice(b" O");
@@ -65,14 +79,7 @@ fn put_flags(out: &mut BytesMut, m: &MetaRequest, item: &Item<'_>, now: i64) {
             }
             (b't', Some(r)) => {
                 out.put_slice(b" t");
-                put_i64(
-                    out,
-                    if r.expire == 0 {
-                        -1
-                    } else {
-                        (r.expire - now).max(0)
-                    },
-                );
+                put_i64(out, ttl_left(r, now));
             }
             // not tracked by a persistent store: never hit / accessed now
             (b'h', Some(_)) => out.put_slice(b" h0"),
@@ -143,9 +150,14 @@ pub fn read(node: &Node, m: &MetaRequest, out: &mut BytesMut) {
         return debug(out, m, &r, now);
     }
     inc(&c.get_hits);
+    found(node, m, &r, now, out);
+}
+
+/// An `mg` hit, with its recache answer.
+fn found(node: &Node, m: &MetaRequest, r: &Record, now: i64, out: &mut BytesMut) {
     let item = Item {
-        record: Some(&r),
-        recache: recache(node, m, &r, now),
+        record: Some(r),
+        recache: recache(node, m, r, now),
         ..Default::default()
     };
     hit(out, m, &item, &r.value, now);
@@ -165,21 +177,9 @@ fn recache(node: &Node, m: &MetaRequest, r: &Record, now: i64) -> Answer {
 /// `ME <key> exp=… la=… cas=… fetch=… cls=… size=…`.
 fn debug(out: &mut BytesMut, m: &MetaRequest, r: &Record, now: i64) {
     out.put_slice(b"ME ");
-    if m.flags.base64 {
-        let enc = base64::engine::general_purpose::STANDARD.encode(&m.key);
-        out.put_slice(enc.as_bytes());
-    } else {
-        out.put_slice(&m.key);
-    }
+    put_key(out, m);
     out.put_slice(b" exp=");
-    put_i64(
-        out,
-        if r.expire == 0 {
-            -1
-        } else {
-            (r.expire - now).max(0)
-        },
-    );
+    put_i64(out, ttl_left(r, now));
     out.put_slice(b" la=0 cas=");
     put_u64(out, r.version);
     out.put_slice(b" fetch=no cls=1 size=");
@@ -237,12 +237,7 @@ fn get_and_touch(
             Some(r) => {
                 inc(&c.get_hits);
                 inc(&c.touch_hits);
-                let item = Item {
-                    record: Some(&r),
-                    recache: recache(node, m, &r, now),
-                    ..Default::default()
-                };
-                hit(out, m, &item, &r.value, now);
+                found(node, m, &r, now, out);
                 Some(Applied::Touch(m.key.clone(), expire, r.version))
             }
             None => {
@@ -255,12 +250,7 @@ fn get_and_touch(
     match node.store.get(&m.key, now)? {
         Some(r) => {
             inc(&c.get_hits);
-            let item = Item {
-                record: Some(&r),
-                recache: recache(node, m, &r, now),
-                ..Default::default()
-            };
-            hit(out, m, &item, &r.value, now);
+            found(node, m, &r, now, out);
             Ok(None)
         }
         None => {
