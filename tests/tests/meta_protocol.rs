@@ -1110,3 +1110,88 @@ fn meta_writes_replicate_to_the_slave() {
         ",
     );
 }
+
+/// The recache protocol (stale-while-revalidate) on the key's master:
+/// `md I` keeps the record with a new version and marks it stale; the
+/// first reader wins the recache (`W X`), later ones see `Z`; a new write
+/// ends it. `R` wins when the TTL left is below it; `mg N` hands out `W`
+/// once; `ms I` with an older cas stores and marks stale.
+#[test]
+fn standalone_recache_protocol() {
+    let f = Flared::start();
+    let mut c = f.connect();
+    c.transcript(
+        "
+        > ms s 2 T0
+        > ab
+        < HD
+        > md s I T30
+        < HD
+        > mg s v
+        < VA 2 W X
+        < ab
+        > mg s v
+        < VA 2 X Z
+        < ab
+        > ms s 2
+        > cd
+        < HD
+        > mg s v
+        < VA 2
+        < cd
+        > ms r 1 T10
+        > r
+        < HD
+        > mg r R30 v
+        < VA 1 W
+        < r
+        > mg r R30 v
+        < VA 1 Z
+        < r
+        > mg nv N30 s
+        < HD s0 W
+        > mg nv s
+        < HD s0 Z
+        > md nokey I
+        < NF
+        ",
+    );
+    // md I gave the record a new version: the old cas token fails
+    let old = token(&line(&mut c, b"mg s c\r\n"), 'c');
+    c.transcript(
+        "
+        > md s I
+        < HD
+        ",
+    );
+    let new = token(&line(&mut c, b"mg s c\r\n"), 'c');
+    assert!(new > old, "{new} > {old}");
+    c.expect(format!("ms s 1 C{old}\r\nx\r\n").as_bytes(), b"EX\r\n");
+    // ms I with the older cas: stored, and stale
+    c.expect(format!("ms s 1 C{old} I\r\nx\r\n").as_bytes(), b"HD\r\n");
+    c.expect(b"mg s v\r\n", b"VA 1 W X\r\nx\r\n");
+    // md I with T set the TTL
+    c.expect(b"md s I T100\r\n", b"HD\r\n");
+    assert_ttl(&line(&mut c, b"mg s t\r\n"), "t", 100);
+}
+
+/// The recache marks live on the key's master: an `mg` with `R` sent to
+/// the slave is served by the master and sees them.
+#[test]
+fn recache_marks_are_served_by_the_master() {
+    let mut c = Cluster::start(2);
+    let (m, s) = (0, 1);
+    c.first_master(m);
+    c.add_slave(s, 1, 0, WAIT);
+    let mut mc = c.conn(m);
+    mc.expect(b"ms sw 2 T0\r\nab\r\n", b"HD\r\n");
+    mc.expect(b"md sw I\r\n", b"HD\r\n");
+    // the slave has the new version before anyone reads through it
+    let want = dumped(c.port(m), "sw");
+    wait_until("the slave has the invalidated record", WAIT, || {
+        record(&dump_sorted(c.port(s)), "sw") == Some(&want)
+    });
+    let mut sc = c.conn(s);
+    sc.expect(b"mg sw v R1\r\n", b"VA 2 W X\r\nab\r\n");
+    sc.expect(b"mg sw v R1\r\n", b"VA 2 X Z\r\nab\r\n");
+}

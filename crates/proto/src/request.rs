@@ -357,19 +357,20 @@ pub struct MetaRequest {
 }
 
 impl MetaRequest {
+    /// Does it change the item? (`mg` only with `T` or `N`.)
+    pub fn modifies(&self) -> bool {
+        match self.cmd {
+            MetaCmd::Get => self.flags.ttl.is_some() || self.flags.vivify.is_some(),
+            MetaCmd::Debug => false,
+            MetaCmd::Set | MetaCmd::Delete | MetaCmd::Arith => true,
+        }
+    }
+
     /// Is it served by the key's master? (`mg` with `T` or `N` changes the
     /// item, `mg` with `R` takes part in the recache protocol, whose state
     /// the master keeps; every `ms`, `md`, `ma`.) Other reads may be served
     /// by a slave.
     pub fn is_write(&self) -> bool {
-        match self.cmd {
-            MetaCmd::Get => {
-                self.flags.ttl.is_some()
-                    || self.flags.vivify.is_some()
-                    || self.flags.recache.is_some()
-            }
-            MetaCmd::Debug => false,
-            MetaCmd::Set | MetaCmd::Delete | MetaCmd::Arith => true,
-        }
+        self.modifies() || (self.cmd == MetaCmd::Get && self.flags.recache.is_some())
     }
 }

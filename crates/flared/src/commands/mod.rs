@@ -64,6 +64,11 @@ pub async fn execute(
                 // a replicated write from the key's master (fenced above)
                 apply_write(node, request, true, out);
             }
+            // an `mg` with only `R`: served by the master (which keeps the
+            // recache marks), but it changes nothing
+            WriteRoute::Local { master: true } if !changes_data(&request) => {
+                apply_write(node, request, false, out);
+            }
             WriteRoute::Local { master: true } => match node.index_silence() {
                 // index-silence-limit: maybe replaced by now; do not acknowledge
                 Some(ms) => reply::line(
@@ -155,6 +160,15 @@ pub async fn execute(
         }
     }
     Next::Continue
+}
+
+/// Whether a request routed as a write can change the data (all but an
+/// `mg` that takes part in the recache protocol only).
+fn changes_data(request: &Request) -> bool {
+    match request {
+        Request::MetaOp(m) => m.modifies(),
+        _ => true,
+    }
 }
 
 /// Apply a write to local storage; `replica`: a replicated write on a
