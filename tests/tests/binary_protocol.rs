@@ -586,3 +586,39 @@ fn replicated_to_a_slave() {
         dump_sorted(c.port(1)).iter().all(|r| r.key != "rk")
     });
 }
+
+/// Server errors reach a binary client as INTERNAL_ERROR (0x84) with the
+/// error's text, and a miss stays a miss: a node of a cluster without any
+/// master (TV-50 in binary).
+#[test]
+fn server_errors_are_internal_errors_with_their_text() {
+    let mut c = Cluster::start(1);
+    c.wait_converged(WAIT);
+    let mut a = c.conn(0);
+    assert_eq!(
+        call(&mut a, &req(SET, &set_extras(0, 0), b"foo", b"x", 1, 0)),
+        status(SET, 0x84, 1, b"no partition available")
+    );
+    // quiet does not hide an error
+    let mut pipe = req(SETQ, &set_extras(0, 0), b"foo", b"x", 2, 0);
+    pipe.extend(req(NOOP, &[], &[], &[], 3, 0));
+    a.send(&pipe);
+    assert_eq!(
+        read_resp(&mut a),
+        status(SETQ, 0x84, 2, b"no partition available")
+    );
+    assert_eq!(read_resp(&mut a), status(NOOP, 0, 3, b""));
+    assert_eq!(
+        call(&mut a, &req(GET, &[], b"foo", &[], 4, 0)),
+        status(GET, ENOENT, 4, b"Not found")
+    );
+    assert_eq!(
+        call(&mut a, &req(DELETE, &[], b"foo", &[], 5, 0)),
+        status(DELETE, 0x84, 5, b"no partition available")
+    );
+    // VERBOSITY is accepted
+    assert_eq!(
+        call(&mut a, &req(0x1b, &1u32.to_be_bytes(), &[], &[], 6, 0)),
+        status(0x1b, 0, 6, b"")
+    );
+}

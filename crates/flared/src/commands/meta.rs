@@ -521,21 +521,19 @@ fn arith(node: &Node, m: &MetaRequest, now: i64, out: &mut BytesMut) -> Result<O
     })
 }
 
-/// Relaying a forwarded meta answer to a client that asked for quiet
-/// mode: the codes it would not have seen from a local execution are
-/// dropped (the forwarded request itself is never quiet, so the pooled
-/// connection always gets an answer).
-pub fn relay(m: &MetaRequest, answer: &[u8], out: &mut BytesMut) {
-    if m.flags.quiet {
-        let code = answer.get(..2).unwrap_or_default();
-        let suppressed = match m.cmd {
-            MetaCmd::Get | MetaCmd::Debug => code == b"EN",
-            MetaCmd::Set => code == b"HD",
-            MetaCmd::Delete | MetaCmd::Arith => code == b"HD" || code == b"NF",
-        };
-        if suppressed && matches!(answer.get(2), Some(b' ' | b'\r' | b'\n')) {
-            return;
-        }
+/// Relay a forwarded meta answer to a client that asked for quiet mode:
+/// the codes it would not have seen from a local execution are dropped
+/// (the forwarded request itself is never quiet, so the pooled connection
+/// always gets an answer).
+pub fn relay_quiet(cmd: MetaCmd, answer: &[u8], out: &mut BytesMut) {
+    let code = answer.get(..2).unwrap_or_default();
+    let suppressed = match cmd {
+        MetaCmd::Get | MetaCmd::Debug => code == b"EN",
+        MetaCmd::Set => code == b"HD",
+        MetaCmd::Delete | MetaCmd::Arith => code == b"HD" || code == b"NF",
+    };
+    if suppressed && matches!(answer.get(2), Some(b' ' | b'\r' | b'\n')) {
+        return;
     }
     out.extend_from_slice(answer);
 }

@@ -118,7 +118,8 @@ fn for_forwarding(mut req: Request) -> (Request, bool) {
     (req, noreply)
 }
 
-/// Forward a write to `dest` and relay its answer (cluster.md §5.2, §5.5).
+/// Forward a write to `dest` and relay its answer (cluster.md §5.2, §5.5);
+/// also a meta read (one key, one answer, like a write on the wire).
 pub async fn forward_write(
     node: &std::sync::Arc<Node>,
     dest: String,
@@ -139,7 +140,7 @@ pub async fn forward_write(
         other => write_key(other).cloned().unwrap_or_default(),
     };
     let quiet_meta = match &req {
-        Request::MetaOp(m) if m.flags.quiet => Some((**m).clone()),
+        Request::MetaOp(m) if m.flags.quiet => Some(m.cmd),
         _ => None,
     };
     let (req, noreply) = for_forwarding(req);
@@ -164,8 +165,8 @@ pub async fn forward_write(
         .call(&dest, lane, wire.freeze(), kind, false)
         .await
     {
-        Ok(answer) => match &quiet_meta {
-            Some(m) => super::meta::relay(m, &answer, out),
+        Ok(answer) => match quiet_meta {
+            Some(cmd) => super::meta::relay_quiet(cmd, &answer, out),
             None => out.extend_from_slice(&answer),
         },
         Err(e) => {
