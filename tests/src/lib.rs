@@ -327,6 +327,23 @@ impl Conn {
         Conn::from_stream(stream)
     }
 
+    /// A connection to 127.0.0.1:`port` from the local address `source`
+    /// (any of 127.0.0.0/8: another client host, as far as the server can
+    /// tell).
+    pub fn connect_from(source: &str, port: u16) -> Conn {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let from: std::net::SocketAddr = format!("{source}:0").parse().expect("source address");
+        socket
+            .bind(&SockAddr::from(from))
+            .expect("bind the source address");
+        let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        socket
+            .connect_timeout(&SockAddr::from(to), WAIT)
+            .unwrap_or_else(|e| panic!("connect to {to} from {source}: {e}"));
+        Conn::from_stream(socket.into())
+    }
+
     /// Wrap a connected stream (e.g. one from [`netns::Net::connect`]).
     pub fn from_stream(stream: TcpStream) -> Conn {
         stream.set_read_timeout(Some(WAIT)).expect("timeout");

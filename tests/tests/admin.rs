@@ -722,6 +722,7 @@ fn tv43_show_variables() {
         "storage_type:           rocksdb\r\n".to_string(),
         "time_watcher_polling_interval_msec: 0\r\n".to_string(),
         "cluster_replication:    0\r\n".to_string(),
+        "admin_networks:         any\r\n".to_string(),
     ] {
         assert!(lines.contains(&want), "missing {want:?} in {lines:?}");
     }

@@ -200,7 +200,7 @@ fn tv48_tv49_node_commands() {
          < ERROR
          > node remove 127.0.0.1
          < ERROR
-         > shutdown 10.1.1.1 5
+         > shutdown 127.0.0.1 5
          < SERVER_ERROR failed to shutdown
          > shutdown
          < ERROR"

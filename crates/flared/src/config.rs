@@ -362,6 +362,7 @@ pub const SPECS: &[OptSpec] = &[
         true,
         "[flare-rs] a master that has not heard from an index for this long (ms) refuses writes until it does (0 = off)",
     ),
+    flare_daemon::networks::ADMIN_NETWORKS,
 ];
 
 /// Storage backend requested (`storage-type`).
@@ -397,6 +398,9 @@ pub struct NodeConfig {
     pub proxy_timeout_ms: u64,
     /// `index-silence-limit` (ms, 0 = off): see docs/replication.md §6.1.
     pub index_silence_limit_ms: u64,
+    /// `admin-networks`: who may send `flush_all`, `kill`, `verbosity`, and
+    /// `dump` unless it is a node of the cluster (docs/security.md).
+    pub admin_networks: flare_daemon::Networks,
     /// `replication-type = sync`: writes wait for the slaves unless `async`.
     pub replication_sync: bool,
     /// Notices about options that are accepted but mapped or ignored.
@@ -578,6 +582,7 @@ impl NodeConfig {
             max_line_size: positive(s, "max-line-size")?.max(64),
             proxy_concurrency: positive(s, "proxy-concurrency")?,
             proxy_timeout_ms: positive(s, "proxy-timeout")? as u64,
+            admin_networks: flare_daemon::Networks::admin(s)?,
             index_silence_limit_ms: {
                 let v = int(s, "index-silence-limit")?;
                 u64::try_from(v).map_err(|_| invalid("index-silence-limit", v))?
@@ -692,6 +697,7 @@ impl NodeConfig {
             ("cluster_replication_mode", v("cluster-replication-mode")),
             ("storage_fsync", v("storage-fsync")),
             ("max_item_size", self.max_item_size.to_string()),
+            ("admin_networks", self.admin_networks.to_string()),
         ]
     }
 }

@@ -43,8 +43,13 @@ fn resolve_index(config: &NodeConfig) -> Vec<std::net::IpAddr> {
         .iter()
         .filter_map(|(h, p)| (h.as_str(), *p).to_socket_addrs().ok())
         .flatten()
-        .map(|a| a.ip())
+        .map(|a| a.ip().to_canonical())
         .collect()
+}
+
+/// The IP address of a peer as connections record it (`host:port`).
+fn peer_ip(peer: &str) -> Option<std::net::IpAddr> {
+    peer.parse::<std::net::SocketAddr>().map(|a| a.ip()).ok()
 }
 
 /// What an accepted `node sync` changed.
@@ -78,7 +83,7 @@ pub struct Node {
     pub hints: crate::recache::Hints,
     pub progress: Progress,
     /// The index servers' addresses (resolved at start).
-    index_addrs: Vec<std::net::IpAddr>,
+    index_addrs: RwLock<Vec<std::net::IpAddr>>,
     /// When a request from an index server last arrived (unix ms).
     index_contact_ms: std::sync::atomic::AtomicU64,
     /// Set after a storage write failure: `ping` answers `SERVER_ERROR storage
@@ -116,7 +121,7 @@ impl Node {
             hints: crate::recache::Hints::new(65536),
             progress: Progress::default(),
             storage_failed: AtomicBool::new(false),
-            index_addrs: resolve_index(&config),
+            index_addrs: RwLock::new(resolve_index(&config)),
             index_contact_ms: std::sync::atomic::AtomicU64::new(now_ms()),
             config: RwLock::new(Arc::new(config)),
             log: None,
@@ -130,7 +135,54 @@ impl Node {
 
     /// Replace the running configuration (SIGHUP).
     pub fn set_config(&self, config: NodeConfig) {
+        // the index servers' addresses are resolved again (node sync is
+        // accepted from them only)
+        *self.index_addrs.write().unwrap_or_else(|e| e.into_inner()) = resolve_index(&config);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    }
+
+    fn index_addrs(&self) -> std::sync::RwLockReadGuard<'_, Vec<std::net::IpAddr>> {
+        self.index_addrs.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// May `peer` send `node sync`? Only an index server this node is
+    /// configured with (its addresses resolved at start and on reload). A
+    /// node without an index has no legitimate sender: only its own host
+    /// (loopback) is allowed, for tests and local tools.
+    pub fn may_sync(&self, peer: &str) -> bool {
+        let Some(ip) = peer_ip(peer) else {
+            return true; // a unix socket: the node's own host
+        };
+        if self.config().index_servers.is_empty() {
+            let ip = ip.to_canonical();
+            return ip == std::net::Ipv4Addr::LOCALHOST || ip == std::net::Ipv6Addr::LOCALHOST;
+        }
+        let ip = ip.to_canonical();
+        self.index_addrs().contains(&ip)
+    }
+
+    /// May `peer` send an administrative command (`admin-networks`)?
+    pub fn admin_allowed(&self, peer: &str) -> bool {
+        self.config().admin_networks.allows_peer(peer)
+    }
+
+    /// Is `peer` a node of the cluster (an address of a node in the map) or
+    /// an index server? Such peers may `dump` whatever `admin-networks` says
+    /// (reconstruction needs it).
+    pub fn is_cluster_peer(&self, peer: &str) -> bool {
+        use std::net::ToSocketAddrs;
+        let Some(ip) = peer_ip(peer).map(|ip| ip.to_canonical()) else {
+            return true;
+        };
+        if self.index_addrs().contains(&ip) {
+            return true;
+        }
+        self.topology().nodes.iter().any(|n| {
+            (n.name.as_str(), n.port)
+                .to_socket_addrs()
+                .map(|mut addrs| addrs.any(|a| a.ip().to_canonical() == ip))
+                .unwrap_or(false)
+        })
     }
 
     /// The current cluster view (cheap: an `Arc` clone).
@@ -201,8 +253,8 @@ impl Node {
     /// A request arrived from `peer` (`ip:port`): if it is an index server,
     /// the node has heard from the index now.
     pub fn heard_from(&self, peer: &str) {
-        let ip = peer.parse::<std::net::SocketAddr>().map(|a| a.ip()).ok();
-        if ip.is_some_and(|ip| self.index_addrs.contains(&ip)) {
+        let ip = peer_ip(peer).map(|ip| ip.to_canonical());
+        if ip.is_some_and(|ip| self.index_addrs().contains(&ip)) {
             self.index_contact_ms.store(now_ms(), Ordering::Relaxed);
         }
     }
@@ -211,7 +263,7 @@ impl Node {
     /// from any index, when that is past the limit.
     pub fn index_silence(&self) -> Option<u64> {
         let limit = self.config().index_silence_limit_ms;
-        if limit == 0 || self.index_addrs.is_empty() {
+        if limit == 0 || self.index_addrs().is_empty() {
             return None;
         }
         let silent = now_ms().saturating_sub(self.index_contact_ms.load(Ordering::Relaxed));

@@ -10,6 +10,7 @@ use crate::map::{node_key, DownMode, Op};
 use crate::stats;
 pub use flare_net::Next;
 use flare_net::Slot;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 const FAILED_ADD: &[u8] = b"SERVER_ERROR failed to add node\r\n";
@@ -29,8 +30,59 @@ fn op_reply(index: &Arc<Index>, what: &str, op: Op, failure: &[u8], out: &mut By
     }
 }
 
+/// The IP address of a peer as connections record it (`host:port`);
+/// `None` for a unix socket (this host).
+fn peer_ip(peer: &str) -> Option<IpAddr> {
+    peer.parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().to_canonical())
+        .ok()
+}
+
+/// Is `ip` an address of the node `name`? (An IP literal is compared as
+/// is; a host name is resolved.)
+fn is_address_of(ip: IpAddr, name: &str, port: i32) -> bool {
+    if let Ok(lit) = name.parse::<IpAddr>() {
+        return lit.to_canonical() == ip;
+    }
+    let port = u16::try_from(port).unwrap_or(0);
+    (name, port)
+        .to_socket_addrs()
+        .map(|mut addrs| addrs.any(|a| a.ip().to_canonical() == ip))
+        .unwrap_or(false)
+}
+
+/// Access control (docs/security.md): the refusal line, or `None`.
+fn refuse(index: &Index, peer: &str, request: &Request) -> Option<String> {
+    let ip = peer_ip(peer)?;
+    let access = index.access();
+    match request {
+        Request::NodeRole { .. } | Request::NodeState { .. } | Request::NodeRemove { .. }
+            if !access.admin.contains(ip) =>
+        {
+            Some(format!(
+                "CLIENT_ERROR {} is not allowed from {ip} (admin-networks)\r\n",
+                request.op_name().replace('_', " ")
+            ))
+        }
+        Request::NodeAdd { name, port } | Request::Shutdown { name, port }
+            if access.node_address_check && !is_address_of(ip, name, *port) =>
+        {
+            Some(format!(
+                "CLIENT_ERROR {} {name}:{port} is accepted only from that node's address, not {ip} (node-address-check)\r\n",
+                request.op_name().replace('_', " ")
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Apply one request; replies are appended to `out`.
 pub fn execute(index: &Arc<Index>, conn: &Slot, request: Request, out: &mut BytesMut) -> Next {
+    if let Some(refusal) = refuse(index, &conn.peer, &request) {
+        tracing::warn!("{} (from {})", refusal.trim_end(), conn.peer);
+        out.extend_from_slice(refusal.as_bytes());
+        return Next::Continue;
+    }
     match request {
         Request::NodeAdd { name, port } => node_add(index, name, port, out),
         Request::NodeRole {

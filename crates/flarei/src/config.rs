@@ -134,6 +134,14 @@ pub const SPECS: &[OptSpec] = &[
         true,
         "[flare-rs] connect timeout towards nodes (msec)",
     ),
+    flare_daemon::networks::ADMIN_NETWORKS,
+    OptSpec::new(
+        "node-address-check",
+        Bool,
+        Some("true"),
+        true,
+        "[flare-rs] accept `node add` and `shutdown` only from an address of the node they name (false: behind NAT)",
+    ),
 ];
 
 /// Settings of the node monitors and the sync sender (reloadable).
@@ -176,6 +184,26 @@ pub struct IndexConfig {
     pub server_socket: Option<PathBuf>,
     /// Notices about options that are accepted but ignored or odd.
     pub notices: Vec<String>,
+    /// Who may send what (docs/security.md).
+    pub access: Access,
+}
+
+/// flarei's access control (reloadable).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// `admin-networks`: `node role`, `node state`, `node remove`.
+    pub admin: flare_daemon::Networks,
+    /// `node-address-check`: `node add` and `shutdown` only from the node
+    /// they name.
+    pub node_address_check: bool,
+}
+
+/// The access options of `s`.
+pub fn access(s: &Settings) -> Result<Access, ConfigError> {
+    Ok(Access {
+        admin: flare_daemon::Networks::admin(s)?,
+        node_address_check: s.bool("node-address-check")?.unwrap_or(true),
+    })
 }
 
 fn int(s: &Settings, name: &str) -> Result<i64, ConfigError> {
@@ -312,6 +340,7 @@ impl IndexConfig {
             server_port,
             server_socket: (!socket.is_empty()).then(|| PathBuf::from(socket)),
             notices,
+            access: access(s)?,
             settings,
         })
     }

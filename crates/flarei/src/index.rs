@@ -39,6 +39,8 @@ struct Agent {
 /// Shared state of the index server.
 pub struct Index {
     pub config: IndexConfig,
+    /// `admin-networks`, `node-address-check` (reloadable).
+    access: std::sync::RwLock<crate::config::Access>,
     monitor: watch::Sender<MonitorConfig>,
     max_connection: AtomicUsize,
     map: Mutex<NodeMap>,
@@ -137,6 +139,7 @@ impl Index {
         let (latest, _) = watch::channel(Arc::new(SyncMsg::startup(&map)));
         Arc::new(Index {
             max_connection: AtomicUsize::new(config.max_connection),
+            access: std::sync::RwLock::new(config.access.clone()),
             config,
             monitor,
             map: Mutex::new(map),
@@ -293,5 +296,18 @@ impl Index {
     /// Number of node syncs waiting for delivery (`stats threads queue`).
     pub fn total_queue(&self) -> u64 {
         self.registry.snapshot().iter().map(|s| s.queue()).sum()
+    }
+
+    /// The access options in force.
+    pub fn access(&self) -> crate::config::Access {
+        self.access
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reload: new access options.
+    pub fn set_access(&self, access: crate::config::Access) {
+        *self.access.write().unwrap_or_else(|e| e.into_inner()) = access;
     }
 }

@@ -195,6 +195,13 @@ fn reload(index: &Index, current: &Settings, log: &LogHandle) -> Option<Settings
             return None;
         }
     };
+    let access = match config::access(&merged) {
+        Ok(a) => a,
+        Err(e) => {
+            skip(&e);
+            return None;
+        }
+    };
     let max_connection = match merged.int("max-connection") {
         Ok(Some(n)) if n >= 1 => n as usize,
         _ => {
@@ -218,6 +225,7 @@ fn reload(index: &Index, current: &Settings, log: &LogHandle) -> Option<Settings
     }
     index.set_max_connection(max_connection);
     index.set_monitor_config(monitor);
+    index.set_access(access);
     tracing::info!("process successfully reloaded");
     Some(merged)
 }

@@ -86,6 +86,11 @@ pub async fn execute(
         }
         return Next::Continue;
     }
+    if let Some(refusal) = refuse(node, &conn.peer, &request) {
+        tracing::warn!("{} (from {})", refusal.trim_end(), conn.peer);
+        out.extend_from_slice(refusal.as_bytes());
+        return Next::Continue;
+    }
     match request {
         Request::MetaOp(m) => match route::route_read(node, &m.key) {
             ReadRoute::Local => meta::read(node, &m, out),
@@ -160,6 +165,35 @@ pub async fn execute(
         }
     }
     Next::Continue
+}
+
+/// Access control (docs/security.md): `node sync` only from this node's
+/// index servers; `flush_all`, `kill`, `verbosity` only from
+/// `admin-networks`; `dump`/`dump_key` from a node of the cluster, or from
+/// `admin-networks`. The refusal line, or `None` to go on.
+fn refuse(node: &Node, peer: &str, request: &Request) -> Option<String> {
+    let ip = peer.rsplit_once(':').map_or(peer, |(ip, _)| ip);
+    match request {
+        Request::NodeSync { .. } | Request::NodeSyncFormatError if !node.may_sync(peer) => Some(
+            format!("CLIENT_ERROR node sync is accepted from this node's index servers only, not {ip}\r\n"),
+        ),
+        Request::FlushAll { .. } | Request::Kill { .. } | Request::Verbosity { .. }
+            if !node.admin_allowed(peer) =>
+        {
+            Some(format!(
+                "CLIENT_ERROR {} is not allowed from {ip} (admin-networks)\r\n",
+                request.op_name()
+            ))
+        }
+        Request::Dump { .. } | Request::DumpKey { .. }
+            if !node.admin_allowed(peer) && !node.is_cluster_peer(peer) =>
+        {
+            Some(format!(
+                "CLIENT_ERROR dump is allowed from the cluster's nodes and admin-networks only, not {ip}\r\n"
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Whether a request routed as a write can change the data (all but an
