@@ -214,6 +214,9 @@ node_port=$(conf_value server-port /etc/flared.conf)
     || die "/etc/flared.conf does not use the local index (index-servers = 127.0.0.1:$INDEX_PORT)"
 [ "$(conf_value data-dir /etc/flared.conf)" = /var/lib/flare ] || die "data-dir in /etc/flared.conf is not /var/lib/flare"
 [ "$(conf_value data-dir /etc/flarei.conf)" = /var/lib/flare ] || die "data-dir in /etc/flarei.conf is not /var/lib/flare"
+for f in /etc/flarei.conf /etc/flared.conf; do
+    grep -q '^admin-networks = 127.0.0.0/8, ::1/128$' "$f" || die "$f does not restrict admin-networks to loopback"
+done
 
 if [ "$run_index" = no ]; then
     say "FLARE_TEST_RUN_INDEX=no: RUN_INDEX=\"no\", flared standalone (flarei is not exercised)"

@@ -5,7 +5,8 @@
 #   sh debian/make-conf.sh node  etc/flared.conf > .../etc/flared.conf
 # The sample is copied with these settings forced (an existing active line is
 # replaced in place, a missing one appended):
-#   both:  data-dir = /var/lib/flare, server-name = 127.0.0.1
+#   both:  data-dir = /var/lib/flare, server-name = 127.0.0.1,
+#          admin-networks = 127.0.0.0/8, ::1/128 (docs/security.md)
 #   node:  index-servers = 127.0.0.1:12120 (the local flarei); an active
 #          deprecated index-server-name/-port line is commented out.
 # The result is checked; the build fails if a forced setting is missing.
@@ -13,8 +14,8 @@ set -eu
 kind=$1
 src=$2
 case "$kind" in
-    index) keys="data-dir server-name" ;;
-    node) keys="data-dir server-name index-servers" ;;
+    index) keys="data-dir server-name admin-networks" ;;
+    node) keys="data-dir server-name index-servers admin-networks" ;;
     *) echo "make-conf.sh: unknown kind '$kind' (index|node)" >&2; exit 1 ;;
 esac
 [ -r "$src" ] || { echo "make-conf.sh: cannot read $src" >&2; exit 1; }
@@ -32,6 +33,7 @@ BEGIN {
     want["data-dir"] = "/var/lib/flare"
     want["server-name"] = "127.0.0.1"
     want["index-servers"] = "127.0.0.1:12120"
+    want["admin-networks"] = "127.0.0.0/8, ::1/128"
     n = split(keys, order, " ")
     for (i = 1; i <= n; i++) forced[order[i]] = 1
     print "# Installed by the Debian package \"flare\" from " src " of flare-rs."
@@ -55,6 +57,11 @@ BEGIN {
     if (kind == "node" && !("index-servers" in done) && $0 ~ /^[ \t]*#[ \t]*index-servers[ \t]*=/) {
         print "index-servers = " want["index-servers"]
         done["index-servers"] = 1
+        next
+    }
+    if (!("admin-networks" in done) && $0 ~ /^[ \t]*#[ \t]*admin-networks[ \t]*=/) {
+        print "admin-networks = " want["admin-networks"]
+        done["admin-networks"] = 1
         next
     }
     print
