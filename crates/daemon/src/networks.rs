@@ -22,6 +22,27 @@ pub const ADMIN_NETWORKS: crate::OptSpec = crate::OptSpec::new(
     "[flare-rs] networks (CIDR list, or any) allowed to send the commands that change the cluster or destroy data",
 );
 
+/// `cluster-secret-file`: a file holding the cluster's shared secret (at
+/// least 16 bytes); when set, index and nodes authenticate each other
+/// (docs/security.md). Read at start-up.
+pub const CLUSTER_SECRET_FILE: crate::OptSpec = crate::OptSpec::new(
+    "cluster-secret-file",
+    crate::OptKind::Str,
+    Some(""),
+    false,
+    "[flare-rs] file with the cluster's shared secret: index and nodes authenticate each other (empty: off)",
+);
+
+/// `cluster-secret-required`: with a secret, refuse unauthenticated peers
+/// (false during a rolling upgrade).
+pub const CLUSTER_SECRET_REQUIRED: crate::OptSpec = crate::OptSpec::new(
+    "cluster-secret-required",
+    crate::OptKind::Bool,
+    Some("true"),
+    true,
+    "[flare-rs] with cluster-secret-file: refuse cluster commands from unauthenticated peers (false while upgrading)",
+);
+
 /// A set of networks, or every address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Networks {

@@ -363,6 +363,8 @@ pub const SPECS: &[OptSpec] = &[
         "[flare-rs] a master that has not heard from an index for this long (ms) refuses writes until it does (0 = off)",
     ),
     flare_daemon::networks::ADMIN_NETWORKS,
+    flare_daemon::networks::CLUSTER_SECRET_FILE,
+    flare_daemon::networks::CLUSTER_SECRET_REQUIRED,
 ];
 
 /// Storage backend requested (`storage-type`).
@@ -401,6 +403,8 @@ pub struct NodeConfig {
     /// `admin-networks`: who may send `flush_all`, `kill`, `verbosity`, and
     /// `dump` unless it is a node of the cluster (docs/security.md).
     pub admin_networks: flare_daemon::Networks,
+    /// `cluster-secret-file` and `cluster-secret-required`.
+    pub cluster_auth: Option<std::sync::Arc<flare_net::auth::ClusterAuth>>,
     /// `replication-type = sync`: writes wait for the slaves unless `async`.
     pub replication_sync: bool,
     /// Notices about options that are accepted but mapped or ignored.
@@ -583,6 +587,11 @@ impl NodeConfig {
             proxy_concurrency: positive(s, "proxy-concurrency")?,
             proxy_timeout_ms: positive(s, "proxy-timeout")? as u64,
             admin_networks: flare_daemon::Networks::admin(s)?,
+            cluster_auth: flare_net::auth::ClusterAuth::from_options(
+                s.str("cluster-secret-file").unwrap_or(""),
+                s.bool("cluster-secret-required")?.unwrap_or(true),
+            )
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?,
             index_silence_limit_ms: {
                 let v = int(s, "index-silence-limit")?;
                 u64::try_from(v).map_err(|_| invalid("index-silence-limit", v))?

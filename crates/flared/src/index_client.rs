@@ -62,6 +62,9 @@ impl IndexConn {
     }
 }
 
+/// The cluster secret to authenticate with, if any.
+pub type Auth = Option<std::sync::Arc<flare_net::auth::ClusterAuth>>;
+
 fn servers_text(servers: &[(String, u16)]) -> String {
     servers
         .iter()
@@ -72,7 +75,7 @@ fn servers_text(servers: &[(String, u16)]) -> String {
 
 /// Connect to an index server: one server is tried up to 9 times 500 ms
 /// apart; several are tried once each, in random order.
-async fn connect(servers: &[(String, u16)]) -> Result<IndexConn, IndexError> {
+async fn connect(servers: &[(String, u16)], auth: Auth) -> Result<IndexConn, IndexError> {
     let mut order: Vec<&(String, u16)> = servers.iter().collect();
     let attempts = if servers.len() == 1 {
         SINGLE_SERVER_ATTEMPTS
@@ -92,6 +95,7 @@ async fn connect(servers: &[(String, u16)]) -> Result<IndexConn, IndexError> {
             let addr = format!("{host}:{port}");
             let mut cfg = PeerConfig::new(READ_TIMEOUT);
             cfg.connect_timeout = CONNECT_TIMEOUT;
+            cfg.secret = auth.clone();
             match PeerConn::connect(&addr, cfg).await {
                 Ok(conn) => return Ok(IndexConn { server: addr, conn }),
                 Err(e) => last = e.to_string(),
@@ -112,10 +116,11 @@ async fn connect(servers: &[(String, u16)]) -> Result<IndexConn, IndexError> {
 /// `node add` + `meta`: the node map and the key resolver parameters.
 pub async fn register(
     servers: &[(String, u16)],
+    auth: Auth,
     name: &str,
     port: u16,
 ) -> Result<(Vec<NodeLine>, Meta), IndexError> {
-    let mut c = connect(servers).await?;
+    let mut c = connect(servers, auth).await?;
     tracing::info!("setting up cluster node... (index_server={})", c.server);
     let lines = c
         .call(&format!("node add {name} {port}\r\n"), ReplyKind::Block)
@@ -189,10 +194,11 @@ pub async fn register(
 /// failover starts at once (cluster.md §2.5).
 pub async fn notify_shutdown(
     servers: &[(String, u16)],
+    auth: Auth,
     name: &str,
     port: u16,
 ) -> Result<(), IndexError> {
-    let mut c = connect(servers).await?;
+    let mut c = connect(servers, auth).await?;
     let reply = c
         .call(&format!("shutdown {name} {port}\r\n"), ReplyKind::Line)
         .await
@@ -207,8 +213,12 @@ pub async fn notify_shutdown(
 }
 
 /// Send one command line to an index server and return its one-line answer.
-pub async fn command(servers: &[(String, u16)], line: &str) -> Result<String, IndexError> {
-    let mut c = connect(servers).await?;
+pub async fn command(
+    servers: &[(String, u16)],
+    auth: Auth,
+    line: &str,
+) -> Result<String, IndexError> {
+    let mut c = connect(servers, auth).await?;
     let reply = c.call(line, ReplyKind::Line).await.map_err(|e| c.io(e))?;
     Ok(reply.into_iter().next().unwrap_or_default())
 }

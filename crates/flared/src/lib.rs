@@ -71,6 +71,7 @@ pub async fn cluster_topology(config: &NodeConfig) -> Result<Topology, String> {
     }
     let (nodes, meta) = index_client::register(
         &config.index_servers,
+        config.cluster_auth.clone(),
         &config.server_name,
         config.server_port,
     )
@@ -95,7 +96,12 @@ async fn notify_index(node: Arc<Node>) {
         return;
     }
     tracing::info!("send shutdown message to index server");
-    let notice = index_client::notify_shutdown(&c.index_servers, &c.server_name, c.server_port);
+    let notice = index_client::notify_shutdown(
+        &c.index_servers,
+        c.cluster_auth.clone(),
+        &c.server_name,
+        c.server_port,
+    );
     match tokio::time::timeout(std::time::Duration::from_secs(5), notice).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!("failed to send shutdown message: {e}"),

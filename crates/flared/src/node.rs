@@ -134,7 +134,14 @@ impl Node {
     }
 
     /// Replace the running configuration (SIGHUP).
-    pub fn set_config(&self, config: NodeConfig) {
+    pub fn set_config(&self, mut config: NodeConfig) {
+        // the secret is read at start-up only; `cluster-secret-required`
+        // changes in place, for every peer client holding it
+        let current = self.config();
+        if let (Some(old), Some(new)) = (&current.cluster_auth, &config.cluster_auth) {
+            old.set_required(new.required());
+        }
+        config.cluster_auth = current.cluster_auth.clone();
         // the index servers' addresses are resolved again (node sync is
         // accepted from them only)
         *self.index_addrs.write().unwrap_or_else(|e| e.into_inner()) = resolve_index(&config);
@@ -159,6 +166,21 @@ impl Node {
         }
         let ip = ip.to_canonical();
         self.index_addrs().contains(&ip)
+    }
+
+    /// The cluster secret, when one is configured.
+    pub fn cluster_auth(&self) -> Option<Arc<flare_net::auth::ClusterAuth>> {
+        self.config().cluster_auth.clone()
+    }
+
+    /// May this connection send cluster commands (`node sync`, proxied and
+    /// replicated requests, `dump`)? Always without a required secret;
+    /// with one, only once it authenticated.
+    pub fn trusted(&self, conn: &flare_net::Slot) -> bool {
+        match self.cluster_auth() {
+            Some(auth) if auth.required() => conn.auth.is_authenticated(),
+            _ => true,
+        }
     }
 
     /// May `peer` send an administrative command (`admin-networks`)?
@@ -305,18 +327,20 @@ fn divergence_reporter(config: &NodeConfig) -> Option<OnDivergence> {
         return None;
     }
     let servers = config.index_servers.clone();
+    let auth = config.cluster_auth.clone();
     Some(Arc::new(move |dest: &str| {
         let Some((host, port)) = dest.rsplit_once(':') else {
             return;
         };
         let line = format!("node state {host} {port} down\r\n");
         let servers = servers.clone();
+        let auth = auth.clone();
         let dest = dest.to_string();
         tokio::spawn(async move {
             tracing::error!(
                 "slave {dest} missed a write: reporting it to the index as down (rebuild it)"
             );
-            match crate::index_client::command(&servers, &line).await {
+            match crate::index_client::command(&servers, auth, &line).await {
                 Ok(reply) if reply == "OK" => {}
                 Ok(reply) => tracing::warn!("index answered [{reply}] to [{}]", line.trim_end()),
                 Err(e) => tracing::warn!("reporting slave {dest} to the index failed: {e}"),
@@ -334,6 +358,7 @@ pub fn peer_config(config: &NodeConfig) -> PeerConfig {
         max_line: config.max_line_size.max(64 << 10),
         max_reply: (config.max_item_size.saturating_mul(2)).max(256 << 20),
     };
+    cfg.secret = config.cluster_auth.clone();
     cfg
 }
 

@@ -187,7 +187,9 @@ pub fn start(node: Arc<Node>, plan: Plan) {
         // `prepare` forever because the index was briefly unreachable.
         for attempt in 0..10u32 {
             let sent = match fault::hit("reconstruction::report").await {
-                Ok(()) => index_client::command(&me.index_servers, &report).await,
+                Ok(()) => {
+                    index_client::command(&me.index_servers, me.cluster_auth.clone(), &report).await
+                }
                 Err(e) => Err(index_client::IndexError::failpoint(e)),
             };
             match sent {

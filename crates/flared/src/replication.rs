@@ -229,7 +229,7 @@ impl Replicator {
                         dest.to_string(),
                         rx,
                         Arc::clone(&self.shared),
-                        self.cfg,
+                        self.cfg.clone(),
                     ));
                     tx
                 })
@@ -448,7 +448,7 @@ async fn deliver_all(
         let p = match pipe {
             Some(p) if p.is_open() => p.clone(),
             _ => {
-                let p = Pipe::open(dest, *cfg);
+                let p = Pipe::open(dest, cfg.clone());
                 *pipe = Some(p.clone());
                 p
             }

@@ -51,14 +51,44 @@ fn is_address_of(ip: IpAddr, name: &str, port: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// Is `ip` an address of a node in the map? (Nodes report their own
+/// rebuilds and their slaves' missed writes with `node state`/`node role`.)
+fn is_cluster_node(index: &Index, ip: IpAddr) -> bool {
+    index
+        .node_names()
+        .iter()
+        .any(|(name, port)| is_address_of(ip, name, i32::from(*port)))
+}
+
 /// Access control (docs/security.md): the refusal line, or `None`.
-fn refuse(index: &Index, peer: &str, request: &Request) -> Option<String> {
-    let ip = peer_ip(peer)?;
+/// `node role`/`node state` from `admin-networks` or from the cluster's
+/// nodes, `node remove` from `admin-networks`; `node add`/`shutdown` from
+/// the node they name; with a required cluster secret, what nodes send
+/// only on an authenticated connection.
+fn refuse(index: &Index, conn: &Slot, request: &Request) -> Option<String> {
+    let ip = peer_ip(&conn.peer)?;
     let access = index.access();
+    let auth = index.config.cluster_auth.as_ref();
+    let trusted = auth.is_none_or(|a| !a.required() || conn.auth.is_authenticated());
+    const UNAUTHENTICATED: &str =
+        "CLIENT_ERROR authentication required: this index has a cluster secret (cluster-secret-file)\r\n";
     match request {
-        Request::NodeRole { .. } | Request::NodeState { .. } | Request::NodeRemove { .. }
-            if !access.admin.contains(ip) =>
-        {
+        Request::NodeRole { .. } | Request::NodeState { .. } if !access.admin.contains(ip) => {
+            if !is_cluster_node(index, ip) {
+                Some(format!(
+                    "CLIENT_ERROR {} is not allowed from {ip} (admin-networks)\r\n",
+                    request.op_name().replace('_', " ")
+                ))
+            } else if !trusted {
+                Some(UNAUTHENTICATED.to_string())
+            } else {
+                None
+            }
+        }
+        Request::NodeAdd { .. } | Request::Shutdown { .. } if !trusted => {
+            Some(UNAUTHENTICATED.to_string())
+        }
+        Request::NodeRemove { .. } if !access.admin.contains(ip) => {
             Some(format!(
                 "CLIENT_ERROR {} is not allowed from {ip} (admin-networks)\r\n",
                 request.op_name().replace('_', " ")
@@ -78,12 +108,24 @@ fn refuse(index: &Index, peer: &str, request: &Request) -> Option<String> {
 
 /// Apply one request; replies are appended to `out`.
 pub fn execute(index: &Arc<Index>, conn: &Slot, request: Request, out: &mut BytesMut) -> Next {
-    if let Some(refusal) = refuse(index, &conn.peer, &request) {
+    if let Some(refusal) = refuse(index, conn, &request) {
         tracing::warn!("{} (from {})", refusal.trim_end(), conn.peer);
         out.extend_from_slice(refusal.as_bytes());
         return Next::Continue;
     }
     match request {
+        Request::AuthChallenge { nonce } => {
+            let auth = index.config.cluster_auth.as_deref().map(|a| a.secret());
+            out.extend_from_slice(conn.auth.challenge(auth, &nonce).as_bytes());
+        }
+        Request::AuthResponse { proof } => {
+            let auth = index.config.cluster_auth.as_deref().map(|a| a.secret());
+            let line = conn.auth.response(auth, &proof);
+            if line != "OK\r\n" {
+                tracing::warn!("cluster authentication failed for {}", conn.peer);
+            }
+            out.extend_from_slice(line.as_bytes());
+        }
         Request::NodeAdd { name, port } => node_add(index, name, port, out),
         Request::NodeRole {
             name,

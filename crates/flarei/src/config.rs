@@ -135,6 +135,8 @@ pub const SPECS: &[OptSpec] = &[
         "[flare-rs] connect timeout towards nodes (msec)",
     ),
     flare_daemon::networks::ADMIN_NETWORKS,
+    flare_daemon::networks::CLUSTER_SECRET_FILE,
+    flare_daemon::networks::CLUSTER_SECRET_REQUIRED,
     OptSpec::new(
         "node-address-check",
         Bool,
@@ -186,6 +188,9 @@ pub struct IndexConfig {
     pub notices: Vec<String>,
     /// Who may send what (docs/security.md).
     pub access: Access,
+    /// `cluster-secret-file` / `cluster-secret-required` (the secret is read
+    /// at start-up; `required` changes in place on reload).
+    pub cluster_auth: Option<std::sync::Arc<flare_net::auth::ClusterAuth>>,
 }
 
 /// flarei's access control (reloadable).
@@ -341,6 +346,11 @@ impl IndexConfig {
             server_socket: (!socket.is_empty()).then(|| PathBuf::from(socket)),
             notices,
             access: access(s)?,
+            cluster_auth: flare_net::auth::ClusterAuth::from_options(
+                s.str("cluster-secret-file").unwrap_or(""),
+                s.bool("cluster-secret-required")?.unwrap_or(true),
+            )
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?,
             settings,
         })
     }

@@ -298,6 +298,12 @@ impl Index {
         self.registry.snapshot().iter().map(|s| s.queue()).sum()
     }
 
+    /// The `(name, port)` of every node in the map.
+    pub fn node_names(&self) -> Vec<(String, u16)> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.nodes().map(|n| (n.name.clone(), n.port)).collect()
+    }
+
     /// The access options in force.
     pub fn access(&self) -> crate::config::Access {
         self.access

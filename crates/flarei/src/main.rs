@@ -226,6 +226,12 @@ fn reload(index: &Index, current: &Settings, log: &LogHandle) -> Option<Settings
     index.set_max_connection(max_connection);
     index.set_monitor_config(monitor);
     index.set_access(access);
+    if let Some(auth) = &index.config.cluster_auth {
+        match merged.bool("cluster-secret-required") {
+            Ok(required) => auth.set_required(required.unwrap_or(true)),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
     tracing::info!("process successfully reloaded");
     Some(merged)
 }

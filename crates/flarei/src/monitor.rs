@@ -170,6 +170,7 @@ impl Agent {
                 self.slot.set_state(SlotState::Connect);
                 let mut cfg = PeerConfig::new(self.cfg.read_timeout);
                 cfg.connect_timeout = self.cfg.connect_timeout;
+                cfg.secret = self.index.config.cluster_auth.clone();
                 let c = PeerConn::connect(&self.key, cfg).await?;
                 self.slot.set_state(SlotState::Execute);
                 Ok(self.conn.insert(c))

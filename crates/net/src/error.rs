@@ -30,6 +30,9 @@ pub enum PeerError {
     Closed { addr: String },
     #[error("{addr} sent a reply that cannot be framed: {source}")]
     Frame { addr: String, source: FrameError },
+    /// The cluster's challenge–response failed (docs/security.md).
+    #[error("authentication with {addr} failed: {reason}")]
+    Auth { addr: String, reason: String },
     /// The connection failed before this request was written: it can be
     /// sent again safely.
     #[error("request to {addr} not sent: the connection failed first")]

@@ -12,9 +12,12 @@
 //!   [`peer::PeerConn`] (one connection, request → reply, dump streams) and
 //!   [`peer::Pipe`] / [`peer::Pool`] (pipelined, full duplex, bounded).
 //!
+//! * [`auth`]: the cluster's challenge–response (`cluster-secret-file`).
+//!
 //! Keys and values are bytes everywhere: replies are framed by
 //! `flare_proto::client`, never decoded as text.
 
+pub mod auth;
 pub mod conn;
 pub mod error;
 pub mod listener;

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use crate::error::PeerError;
 
 /// Settings of a peer client.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PeerConfig {
     pub connect_timeout: Duration,
     /// Longest wait for a write to finish or for reply bytes to arrive.
@@ -43,6 +43,9 @@ pub struct PeerConfig {
     pub max_inflight_bytes: usize,
     /// Requests queued in front of a pipe before callers wait.
     pub queue: usize,
+    /// The cluster secret: every connection authenticates first
+    /// ([`crate::auth`]).
+    pub secret: Option<Arc<crate::auth::ClusterAuth>>,
 }
 
 impl PeerConfig {
@@ -53,6 +56,7 @@ impl PeerConfig {
             limits: ReplyLimits::default(),
             max_inflight_bytes: 32 << 20,
             queue: 256,
+            secret: None,
         }
     }
 }
@@ -102,7 +106,75 @@ async fn connect_stream(addr: &str, cfg: &PeerConfig) -> Result<TcpStream, PeerE
         }
     };
     let _ = stream.set_nodelay(true);
+    let mut stream = stream;
+    if let Some(auth) = &cfg.secret {
+        authenticate(&mut stream, addr, auth, cfg).await?;
+    }
     Ok(stream)
+}
+
+/// The client's side of the cluster's challenge–response ([`crate::auth`]):
+/// check the peer's proof, then give ours.
+async fn authenticate(
+    stream: &mut TcpStream,
+    addr: &str,
+    auth: &crate::auth::ClusterAuth,
+    cfg: &PeerConfig,
+) -> Result<(), PeerError> {
+    let secret = auth.secret();
+    use crate::auth::{hex, nonce, proofs_equal, unhex, NONCE_LEN};
+    let fail = |reason: String| PeerError::Auth {
+        addr: addr.to_string(),
+        reason,
+    };
+    let client = nonce();
+    let mut buf = BytesMut::new();
+    write_all(
+        stream,
+        format!("auth challenge {}\r\n", hex(&client)).as_bytes(),
+        addr,
+        cfg.io_timeout,
+    )
+    .await?;
+    let line = read_reply(stream, &mut buf, ReplyKind::Line, addr, cfg).await?;
+    let text = String::from_utf8_lossy(&line);
+    let mut it = text.trim_end().split(' ');
+    let (Some("AUTH"), Some(server_hex), Some(proof)) = (it.next(), it.next(), it.next()) else {
+        if !auth.required() {
+            // a peer without the secret (not upgraded yet): go on without
+            tracing::debug!("{addr} has no cluster secret: talking to it unauthenticated");
+            return Ok(());
+        }
+        return Err(fail(format!(
+            "it answered {:?} (no cluster secret there, or not flare-rs)",
+            text.trim_end()
+        )));
+    };
+    let Some(server) = unhex(server_hex).filter(|n| n.len() == NONCE_LEN) else {
+        return Err(fail("bad nonce in its challenge".to_string()));
+    };
+    if !proofs_equal(proof, &secret.server_proof(&client, &server)) {
+        return Err(fail("it does not know the cluster secret".to_string()));
+    }
+    write_all(
+        stream,
+        format!(
+            "auth response {}\r\n",
+            secret.client_proof(&client, &server)
+        )
+        .as_bytes(),
+        addr,
+        cfg.io_timeout,
+    )
+    .await?;
+    let line = read_reply(stream, &mut buf, ReplyKind::Line, addr, cfg).await?;
+    if &line[..] != b"OK\r\n" {
+        return Err(fail(format!(
+            "it refused our proof: {:?}",
+            String::from_utf8_lossy(&line).trim_end()
+        )));
+    }
+    Ok(())
 }
 
 async fn write_all<W: AsyncWrite + Unpin>(
@@ -570,7 +642,7 @@ impl Pool {
         match &*slot {
             Some(p) if p.is_open() => p.clone(),
             _ => {
-                let p = Pipe::open(dest, self.cfg);
+                let p = Pipe::open(dest, self.cfg.clone());
                 *slot = Some(p.clone());
                 p
             }

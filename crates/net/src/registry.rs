@@ -45,6 +45,8 @@ pub struct Slot {
     queued_at: AtomicI64,
     killed: AtomicBool,
     kill: Notify,
+    /// The cluster's challenge–response on this connection.
+    pub auth: crate::auth::AuthState,
 }
 
 impl Slot {
@@ -125,6 +127,7 @@ impl Registry {
             queued_at: AtomicI64::new(0),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            auth: crate::auth::AuthState::default(),
         })
     }
 

@@ -196,6 +196,15 @@ pub enum Request {
         name: String,
         actions: String,
     },
+    /// `auth challenge <nonce>`: the cluster's challenge–response
+    /// (flare_net::auth), both daemons.
+    AuthChallenge {
+        nonce: String,
+    },
+    /// `auth response <proof>`.
+    AuthResponse {
+        proof: String,
+    },
     /// A meta command (`mg`, `ms`, `md`, `ma`, `me`).
     MetaOp(Box<MetaRequest>),
     /// `mn`: answered `MN` (the end marker of a quiet pipeline).
@@ -258,6 +267,7 @@ impl Request {
                 MetaCmd::Arith => "ma",
                 MetaCmd::Debug => "me",
             },
+            Request::AuthChallenge { .. } | Request::AuthResponse { .. } => "auth",
             Request::MetaNoop => "mn",
             Request::Noop => "noop",
             Request::Invalid(_) => "error",

@@ -50,6 +50,11 @@ pub async fn execute(
     out: &mut Out<'_>,
 ) -> Next {
     let proxy = proxy.as_deref();
+    if let Some(refusal) = refuse(node, conn, proxy, &request) {
+        tracing::warn!("{} (from {})", refusal.trim_end(), conn.peer);
+        out.extend_from_slice(refusal.as_bytes());
+        return Next::Continue;
+    }
     if let Some(key) = route::write_key(&request) {
         let route = route::route_write(node, key, proxy);
         if let (Some(list), WriteRoute::Local { master }) = (proxy, &route) {
@@ -86,12 +91,24 @@ pub async fn execute(
         }
         return Next::Continue;
     }
-    if let Some(refusal) = refuse(node, &conn.peer, &request) {
-        tracing::warn!("{} (from {})", refusal.trim_end(), conn.peer);
-        out.extend_from_slice(refusal.as_bytes());
-        return Next::Continue;
-    }
     match request {
+        Request::AuthChallenge { nonce } => {
+            let auth = node.cluster_auth();
+            let line = conn
+                .auth
+                .challenge(auth.as_deref().map(|a| a.secret()), &nonce);
+            out.extend_from_slice(line.as_bytes());
+        }
+        Request::AuthResponse { proof } => {
+            let auth = node.cluster_auth();
+            let line = conn
+                .auth
+                .response(auth.as_deref().map(|a| a.secret()), &proof);
+            if line != "OK\r\n" {
+                tracing::warn!("cluster authentication failed for {}", conn.peer);
+            }
+            out.extend_from_slice(line.as_bytes());
+        }
         Request::MetaOp(m) => match route::route_read(node, &m.key) {
             ReadRoute::Local => meta::read(node, &m, out),
             ReadRoute::Miss => {
@@ -170,13 +187,32 @@ pub async fn execute(
 /// Access control (docs/security.md): `node sync` only from this node's
 /// index servers; `flush_all`, `kill`, `verbosity` only from
 /// `admin-networks`; `dump`/`dump_key` from a node of the cluster, or from
-/// `admin-networks`. The refusal line, or `None` to go on.
-fn refuse(node: &Node, peer: &str, request: &Request) -> Option<String> {
+/// `admin-networks`; with a required cluster secret, `node sync`, proxied
+/// requests and `dump` (but from `admin-networks`) only on an
+/// authenticated connection. The refusal line, or `None` to go on.
+fn refuse(node: &Node, conn: &Slot, proxy: Option<&[String]>, request: &Request) -> Option<String> {
+    let peer = conn.peer.as_str();
     let ip = peer.rsplit_once(':').map_or(peer, |(ip, _)| ip);
+    const UNAUTHENTICATED: &str =
+        "CLIENT_ERROR authentication required: this node has a cluster secret (cluster-secret-file)\r\n";
+    let cluster_command = proxy.is_some()
+        || matches!(
+            request,
+            Request::NodeSync { .. } | Request::NodeSyncFormatError
+        );
+    if cluster_command && !node.trusted(conn) {
+        return Some(UNAUTHENTICATED.to_string());
+    }
+    let secret = node.cluster_auth().is_some();
     match request {
         Request::NodeSync { .. } | Request::NodeSyncFormatError if !node.may_sync(peer) => Some(
             format!("CLIENT_ERROR node sync is accepted from this node's index servers only, not {ip}\r\n"),
         ),
+        Request::Dump { .. } | Request::DumpKey { .. }
+            if secret && !node.admin_allowed(peer) && !node.trusted(conn) =>
+        {
+            Some(UNAUTHENTICATED.to_string())
+        }
         Request::FlushAll { .. } | Request::Kill { .. } | Request::Verbosity { .. }
             if !node.admin_allowed(peer) =>
         {

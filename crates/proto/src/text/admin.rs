@@ -116,3 +116,24 @@ pub(super) fn parse_failpoint(c: &mut Cursor<'_>) -> Request {
         _ => Request::Error,
     }
 }
+
+/// `auth challenge <nonce>` / `auth response <proof>` (hex tokens).
+pub(super) fn parse_auth(c: &mut Cursor<'_>) -> Request {
+    let step = c.word();
+    let token = c.word();
+    if token.is_empty() || token.len() > 128 || !c.at_end() {
+        return Request::Error;
+    }
+    let Ok(token) = std::str::from_utf8(token) else {
+        return Request::Error;
+    };
+    match step {
+        b"challenge" => Request::AuthChallenge {
+            nonce: token.to_string(),
+        },
+        b"response" => Request::AuthResponse {
+            proof: token.to_string(),
+        },
+        _ => Request::Error,
+    }
+}

@@ -350,6 +350,7 @@ impl Parser {
             b"verbosity" => admin::parse_verbosity(&mut c).into(),
             b"quit" => admin::parse_quit(&mut c).into(),
             b"failpoint" => admin::parse_failpoint(&mut c).into(),
+            b"auth" => admin::parse_auth(&mut c).into(),
             b"mg" | b"ms" | b"md" | b"ma" | b"me" | b"mn" if node => meta::parse(cmd, &mut c),
             _ => Request::Error.into(),
         }
