@@ -8,10 +8,11 @@
 #   and a venv with meta-memcache from PyPI (tests/python/requirements.txt)
 #   for the meta protocol client test tests/python/meta_client.py
 # - iproute2: `ip netns`, veth and bridge links for the partition tests
+# - openssl: certificates for the TLS tests (tests/tests/tls.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for pkg in libclang-dev clang g++ make pkg-config libmemcached-tools python3 python3-venv procps iproute2; do
+for pkg in libclang-dev clang g++ make pkg-config libmemcached-tools python3 python3-venv procps iproute2 openssl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

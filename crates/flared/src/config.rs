@@ -365,6 +365,34 @@ pub const SPECS: &[OptSpec] = &[
     flare_daemon::networks::ADMIN_NETWORKS,
     flare_daemon::networks::CLUSTER_SECRET_FILE,
     flare_daemon::networks::CLUSTER_SECRET_REQUIRED,
+    OptSpec::new(
+        "tls-port",
+        Int,
+        Some("0"),
+        false,
+        "[flare-rs] also serve clients over TLS on this port (0 = off; needs tls-cert-file and tls-key-file)",
+    ),
+    OptSpec::new(
+        "tls-cert-file",
+        Str,
+        Some(""),
+        true,
+        "[flare-rs] PEM certificate chain of the TLS port",
+    ),
+    OptSpec::new(
+        "tls-key-file",
+        Str,
+        Some(""),
+        true,
+        "[flare-rs] PEM private key of the TLS port",
+    ),
+    OptSpec::new(
+        "tls-ca-file",
+        Str,
+        Some(""),
+        true,
+        "[flare-rs] PEM CA certificates: TLS clients must present a certificate signed by one (empty: no client certificates)",
+    ),
 ];
 
 /// Storage backend requested (`storage-type`).
@@ -403,12 +431,41 @@ pub struct NodeConfig {
     /// `admin-networks`: who may send `flush_all`, `kill`, `verbosity`, and
     /// `dump` unless it is a node of the cluster (docs/security.md).
     pub admin_networks: flare_daemon::Networks,
+    /// `tls-port` (0 = off).
+    pub tls_port: u16,
+    /// The TLS configuration of `tls-cert-file`, `tls-key-file`,
+    /// `tls-ca-file` (read again on reload).
+    pub tls: Option<std::sync::Arc<flare_net::tls::rustls::ServerConfig>>,
     /// `cluster-secret-file` and `cluster-secret-required`.
     pub cluster_auth: Option<std::sync::Arc<flare_net::auth::ClusterAuth>>,
     /// `replication-type = sync`: writes wait for the slaves unless `async`.
     pub replication_sync: bool,
     /// Notices about options that are accepted but mapped or ignored.
     pub notices: Vec<String>,
+}
+
+/// The TLS configuration, when `tls-port` is set.
+fn tls_config(
+    s: &Settings,
+) -> Result<Option<std::sync::Arc<flare_net::tls::rustls::ServerConfig>>, ConfigError> {
+    if int(s, "tls-port")? == 0 {
+        return Ok(None);
+    }
+    let file = |name: &str| s.str(name).unwrap_or("").to_string();
+    let (cert, key, ca) = (
+        file("tls-cert-file"),
+        file("tls-key-file"),
+        file("tls-ca-file"),
+    );
+    if cert.is_empty() || key.is_empty() {
+        return Err(ConfigError::Invalid(
+            "tls-port needs tls-cert-file and tls-key-file (PEM files)".to_string(),
+        ));
+    }
+    let ca = (!ca.is_empty()).then(|| std::path::PathBuf::from(ca));
+    flare_net::tls::server_config(cert.as_ref(), key.as_ref(), ca.as_deref())
+        .map(Some)
+        .map_err(|e| ConfigError::Invalid(e.to_string()))
 }
 
 fn int(s: &Settings, name: &str) -> Result<i64, ConfigError> {
@@ -587,6 +644,11 @@ impl NodeConfig {
             proxy_concurrency: positive(s, "proxy-concurrency")?,
             proxy_timeout_ms: positive(s, "proxy-timeout")? as u64,
             admin_networks: flare_daemon::Networks::admin(s)?,
+            tls_port: {
+                let v = int(s, "tls-port")?;
+                u16::try_from(v).map_err(|_| invalid("tls-port", v))?
+            },
+            tls: tls_config(s)?,
             cluster_auth: flare_net::auth::ClusterAuth::from_options(
                 s.str("cluster-secret-file").unwrap_or(""),
                 s.bool("cluster-secret-required")?.unwrap_or(true),

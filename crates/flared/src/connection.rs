@@ -64,4 +64,8 @@ impl Admit for Node {
     fn registry(&self) -> &Registry {
         &self.registry
     }
+
+    fn tls(&self) -> Option<Arc<flare_net::tls::rustls::ServerConfig>> {
+        self.config().tls.clone()
+    }
 }

@@ -44,6 +44,12 @@ pub async fn start(
     unix: Option<UnixListener>,
     stop: watch::Receiver<bool>,
 ) -> Result<(Arc<Node>, tokio::task::JoinHandle<()>), String> {
+    // the TLS port (tls-port), before registering: a node that cannot
+    // serve it does not join
+    let tls = match config.tls_port {
+        0 => None,
+        port => Some(server::bind_tcp(port, config.back_log).map_err(|e| e.to_string())?),
+    };
     let topology = cluster_topology(&config).await?;
     let mut node = Node::new(config, store, topology);
     node.log = log;
@@ -52,6 +58,7 @@ pub async fn start(
         Arc::clone(&node),
         tcp,
         unix,
+        tls,
         stop,
         notify_index,
     ));

@@ -47,13 +47,14 @@ pub async fn run<F, Fut>(
     node: Arc<Node>,
     tcp: TcpListener,
     unix: Option<UnixListener>,
+    tls: Option<TcpListener>,
     stop: watch::Receiver<bool>,
     on_stop: F,
 ) where
     F: FnOnce(Arc<Node>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    listener::accept_until(Arc::clone(&node), tcp, unix, stop).await;
+    listener::accept_until(Arc::clone(&node), tcp, unix, tls, stop).await;
     if let Some(path) = &node.config().server_socket {
         let _ = std::fs::remove_file(path);
     }

@@ -35,7 +35,7 @@ pub async fn run(
     unix: Option<UnixListener>,
     stop: watch::Receiver<bool>,
 ) {
-    listener::accept_until(Arc::clone(&index), tcp, unix, stop).await;
+    listener::accept_until(Arc::clone(&index), tcp, unix, None, stop).await;
     if let Some(path) = &index.config.server_socket {
         let _ = std::fs::remove_file(path);
     }

@@ -13,6 +13,7 @@
 //!   [`peer::Pipe`] / [`peer::Pool`] (pipelined, full duplex, bounded).
 //!
 //! * [`auth`]: the cluster's challenge–response (`cluster-secret-file`).
+//! * [`tls`]: TLS for clients (`tls-port`), with rustls.
 //!
 //! Keys and values are bytes everywhere: replies are framed by
 //! `flare_proto::client`, never decoded as text.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod listener;
 pub mod peer;
 pub mod registry;
+pub mod tls;
 
 pub use conn::{Next, Out, Service};
 pub use error::PeerError;

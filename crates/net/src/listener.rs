@@ -23,6 +23,32 @@ pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub trait Admit: Service {
     fn admit(&self, peer: String) -> Option<Arc<Slot>>;
     fn registry(&self) -> &Registry;
+    /// The TLS configuration for connections on the TLS listener (the
+    /// current one: a reload may replace it).
+    fn tls(&self) -> Option<Arc<crate::tls::rustls::ServerConfig>> {
+        None
+    }
+}
+
+/// Longest a TLS handshake may take before the connection is dropped.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Finish the TLS handshake of a new connection, then serve it.
+fn spawn_tls<S: Admit>(svc: &Arc<S>, stream: tokio::net::TcpStream, peer: String) {
+    let Some(config) = svc.tls() else {
+        return;
+    };
+    let svc = Arc::clone(svc);
+    tokio::spawn(async move {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => spawn(&svc, tls, peer),
+            Ok(Err(e)) => tracing::info!("TLS handshake with {peer} failed: {e} -> closed"),
+            Err(_) => tracing::info!(
+                "TLS handshake with {peer} did not finish within {TLS_HANDSHAKE_TIMEOUT:?} -> closed"
+            ),
+        }
+    });
 }
 
 struct Backoff(Duration);
@@ -55,18 +81,29 @@ where
     });
 }
 
-/// Accept on `tcp` (and `unix`) until `stop` turns true, serving each
-/// connection with [`conn::serve`] on its own task.
+/// Accept on `tcp` (and `unix`, and `tls`: TLS connections) until `stop`
+/// turns true, serving each connection with [`conn::serve`] on its own
+/// task.
 pub async fn accept_until<S: Admit>(
     svc: Arc<S>,
     tcp: TcpListener,
     unix: Option<UnixListener>,
+    tls: Option<TcpListener>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tcp_backoff = Backoff(ACCEPT_BACKOFF_MIN);
     let mut unix_backoff = Backoff(ACCEPT_BACKOFF_MIN);
+    let mut tls_backoff = Backoff(ACCEPT_BACKOFF_MIN);
     loop {
         tokio::select! {
+            accepted = async { match &tls { Some(l) => l.accept().await, None => std::future::pending().await } } => match accepted {
+                Ok((stream, addr)) => {
+                    tls_backoff.reset();
+                    let _ = stream.set_nodelay(true);
+                    spawn_tls(&svc, stream, addr.to_string());
+                }
+                Err(e) => tls_backoff.failed("the TLS listener", e).await,
+            },
             accepted = tcp.accept() => match accepted {
                 Ok((stream, addr)) => {
                     tcp_backoff.reset();
