@@ -265,7 +265,40 @@ fn a_cluster_with_a_secret() {
     assert_eq!(x.get("s1"), Some((0, b"v".to_vec())));
     // an operator's commands do not need the secret (admin-networks: any)
     assert_eq!(x.dump("dump\r\n").len(), 51);
+    // whoever proves the secret may send node sync from any address (a
+    // multi-homed index): the version guard answers, not the access check
+    let mut y = Conn::connect_from(STRANGER, port);
+    let client_nonce = "0123456789abcdef0123456789abcdef";
+    let challenge = y.command(&format!("auth challenge {client_nonce}"));
+    let server_nonce = challenge.split(' ').nth(1).expect("AUTH <nonce> <proof>");
+    let proof = hmac_proof(
+        "a shared secret of the cluster, 42",
+        client_nonce,
+        server_nonce,
+    );
+    y.expect(format!("auth response {proof}\r\n").as_bytes(), b"OK\r\n");
+    y.expect(
+        b"node sync 1\r\nEND\r\n",
+        b"SERVER_ERROR node sync error\r\n",
+    );
     c.role_ok(2, "slave 1 0");
+}
+
+/// The client proof of the cluster's challenge-response, computed
+/// independently (Python's hmac) from the secret and both nonces (hex).
+fn hmac_proof(secret: &str, client_hex: &str, server_hex: &str) -> String {
+    let script = "import hmac, hashlib, sys; print(hmac.new(sys.argv[1].encode(), \
+        b'flare-rs cluster auth v1 client' + bytes.fromhex(sys.argv[2]) + bytes.fromhex(sys.argv[3]), \
+        hashlib.sha256).hexdigest())";
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", script, secret, client_hex, server_hex]);
+    let out = flare_e2e::run_bounded(cmd, std::time::Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A node without the secret (or with another one) cannot join an index

@@ -204,10 +204,17 @@ fn refuse(node: &Node, conn: &Slot, proxy: Option<&[String]>, request: &Request)
         return Some(UNAUTHENTICATED.to_string());
     }
     let secret = node.cluster_auth().is_some();
+    let proved = secret && conn.auth.is_authenticated();
     match request {
-        Request::NodeSync { .. } | Request::NodeSyncFormatError if !node.may_sync(peer) => Some(
-            format!("CLIENT_ERROR node sync is accepted from this node's index servers only, not {ip}\r\n"),
-        ),
+        // an authenticated peer proved the cluster secret: stronger than
+        // its address (a multi-homed index may connect from another one)
+        Request::NodeSync { .. } | Request::NodeSyncFormatError
+            if !proved && !node.may_sync(peer) =>
+        {
+            Some(format!(
+                "CLIENT_ERROR node sync is accepted from this node's index servers only, not {ip}\r\n"
+            ))
+        }
         Request::Dump { .. } | Request::DumpKey { .. }
             if secret && !node.admin_allowed(peer) && !node.trusted(conn) =>
         {
