@@ -72,10 +72,31 @@ fn normal_bin_dir() -> PathBuf {
     profile_dir.to_path_buf()
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released).
+/// A free TCP port for a server of the test, below the kernel's ephemeral
+/// range (32768 and up here): a port taken from that range could be given
+/// to an outgoing connection (a client, a peer) before the server binds it.
+/// Ports are handed out in turn from a per-process starting point, and
+/// checked free on all IPv4 interfaces (where the daemons bind).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
 }
 
 /// A temp data dir and `<program>.conf` in the dir with the settings every

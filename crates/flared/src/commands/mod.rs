@@ -191,6 +191,20 @@ pub async fn execute(
 /// requests and `dump` (but from `admin-networks`) only on an
 /// authenticated connection. The refusal line, or `None` to go on.
 fn refuse(node: &Node, conn: &Slot, proxy: Option<&[String]>, request: &Request) -> Option<String> {
+    let guarded = proxy.is_some()
+        || matches!(
+            request,
+            Request::NodeSync { .. }
+                | Request::NodeSyncFormatError
+                | Request::FlushAll { .. }
+                | Request::Kill { .. }
+                | Request::Verbosity { .. }
+                | Request::Dump { .. }
+                | Request::DumpKey { .. }
+        );
+    if !guarded {
+        return None; // every client request: nothing to check
+    }
     let peer = conn.peer.as_str();
     let ip = peer.rsplit_once(':').map_or(peer, |(ip, _)| ip);
     const UNAUTHENTICATED: &str =
