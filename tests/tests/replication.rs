@@ -1086,8 +1086,10 @@ fn writes_while_the_master_learns_of_a_new_slave_reach_it() {
         mc.set(&format!("base{i}"), 0, b"x");
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let writer = {
         let stop = Arc::clone(&stop);
+        let done = Arc::clone(&done);
         std::thread::spawn(move || {
             let mut cl = LoadClient::connect(mport, WAIT).expect("connect");
             let start = Instant::now();
@@ -1099,6 +1101,7 @@ fn writes_while_the_master_learns_of_a_new_slave_reach_it() {
                 let r = cl.set(&format!("w{n}"), b"v", "").expect("set");
                 assert_eq!(r, "STORED");
                 n += 1;
+                done.store(n, Ordering::SeqCst);
                 if n.is_multiple_of(4) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -1106,7 +1109,10 @@ fn writes_while_the_master_learns_of_a_new_slave_reach_it() {
             n
         })
     };
-    std::thread::sleep(Duration::from_millis(100));
+    // writes are under way before the copy starts
+    wait_until("the writer is under way", WAIT, || {
+        done.load(Ordering::SeqCst) >= 50
+    });
     // close the index's connection on the master (its last op: ping or sync)
     let index_conn = mc
         .threads()
@@ -1121,7 +1127,11 @@ fn writes_while_the_master_learns_of_a_new_slave_reach_it() {
     }
     c.role_ok(s, "slave 0 0");
     c.wait_records(&[(s, rec("slave", "active", 0, 0, 17))], WAIT);
-    std::thread::sleep(Duration::from_millis(200));
+    // and go on after the slave is active
+    let at_active = done.load(Ordering::SeqCst);
+    wait_until("writes after the slave became active", WAIT, || {
+        done.load(Ordering::SeqCst) >= at_active + 50 || writer.is_finished()
+    });
     stop.store(true, Ordering::SeqCst);
     let n = writer.join().expect("writer");
     let start = Instant::now();

@@ -98,8 +98,23 @@ fn put_flags(out: &mut BytesMut, m: &MetaRequest, item: &Item<'_>, now: i64) {
     }
 }
 
-/// A status line (`HD`, `NS`, `EX`, `NF`) with the flags that apply.
+/// The codes quiet mode (`q`) hides, per command (protocol.txt): a miss
+/// of `mg`; success of `ms`; success and not-found of `md` and `ma`.
+/// Errors and other codes always come.
+fn hidden_when_quiet(cmd: MetaCmd, code: &[u8]) -> bool {
+    match cmd {
+        MetaCmd::Get | MetaCmd::Debug => code == b"EN",
+        MetaCmd::Set => code == b"HD",
+        MetaCmd::Delete | MetaCmd::Arith => code == b"HD" || code == b"NF",
+    }
+}
+
+/// A status line (`HD`, `NS`, `EX`, `NF`) with the flags that apply
+/// (nothing when quiet mode hides it).
 fn status(out: &mut BytesMut, code: &[u8], m: &MetaRequest, item: &Item<'_>, now: i64) {
+    if m.flags.quiet && hidden_when_quiet(m.cmd, code) {
+        return;
+    }
     out.put_slice(code);
     put_flags(out, m, item, now);
     out.put_slice(b"\r\n");
@@ -120,7 +135,7 @@ fn hit(out: &mut BytesMut, m: &MetaRequest, item: &Item<'_>, data: &[u8], now: i
 }
 
 fn miss(out: &mut BytesMut, m: &MetaRequest) {
-    if !m.flags.quiet {
+    if !(m.flags.quiet && hidden_when_quiet(m.cmd, b"EN")) {
         out.put_slice(b"EN\r\n");
     }
 }
@@ -348,13 +363,11 @@ fn set(node: &Node, m: &MetaRequest, now: i64, out: &mut BytesMut) -> Result<Opt
             if f.compare.is_some() {
                 inc(&c.cas_hits);
             }
-            if !f.quiet {
-                let item = Item {
-                    version: Some(version),
-                    ..Default::default()
-                };
-                status(out, b"HD", m, &item, now);
-            }
+            let item = Item {
+                version: Some(version),
+                ..Default::default()
+            };
+            status(out, b"HD", m, &item, now);
             Some(Applied::Record(m.key.clone()))
         }
         StoreOutcome::NotStored => {
@@ -389,16 +402,12 @@ fn delete(node: &Node, m: &MetaRequest, now: i64, out: &mut BytesMut) -> Result<
     Ok(match outcome {
         DeleteOutcome::Deleted { version } => {
             inc(&c.delete_hits);
-            if !f.quiet {
-                status(out, b"HD", m, &none, now);
-            }
+            status(out, b"HD", m, &none, now);
             Some(Applied::Delete(m.key.clone(), 0, version))
         }
         DeleteOutcome::NotFound => {
             inc(&c.delete_misses);
-            if !f.quiet {
-                status(out, b"NF", m, &none, now);
-            }
+            status(out, b"NF", m, &none, now);
             None
         }
         DeleteOutcome::Exists => {
@@ -424,9 +433,7 @@ fn invalidate(
     let none = Item::default();
     let Some(r) = node.store.get(&m.key, now)? else {
         inc(&c.delete_misses);
-        if !f.quiet {
-            status(out, b"NF", m, &none, now);
-        }
+        status(out, b"NF", m, &none, now);
         return Ok(None);
     };
     let w = WriteRequest {
@@ -448,9 +455,7 @@ fn invalidate(
                         win_sent: false,
                     },
                 );
-                if !f.quiet {
-                    status(out, b"HD", m, &none, now);
-                }
+                status(out, b"HD", m, &none, now);
                 Some(Applied::Record(m.key.clone()))
             }
             StoreOutcome::Exists => {
@@ -459,9 +464,7 @@ fn invalidate(
             }
             StoreOutcome::NotStored | StoreOutcome::NotFound => {
                 inc(&c.delete_misses);
-                if !f.quiet {
-                    status(out, b"NF", m, &none, now);
-                }
+                status(out, b"NF", m, &none, now);
                 None
             }
         },
@@ -498,16 +501,14 @@ fn arith(node: &Node, m: &MetaRequest, now: i64, out: &mut BytesMut) -> Result<O
             };
             if f.value {
                 hit(out, m, &item, value.to_string().as_bytes(), now);
-            } else if !f.quiet {
+            } else {
                 status(out, b"HD", m, &item, now);
             }
             Some(Applied::Record(m.key.clone()))
         }
         ArithOutcome::NotFound => {
             inc(misses);
-            if !f.quiet {
-                status(out, b"NF", m, &none, now);
-            }
+            status(out, b"NF", m, &none, now);
             None
         }
         ArithOutcome::NonNumeric => {
@@ -527,13 +528,8 @@ fn arith(node: &Node, m: &MetaRequest, now: i64, out: &mut BytesMut) -> Result<O
 /// always gets an answer).
 pub fn relay_quiet(cmd: MetaCmd, answer: &[u8], out: &mut BytesMut) {
     let code = answer.get(..2).unwrap_or_default();
-    let suppressed = match cmd {
-        MetaCmd::Get | MetaCmd::Debug => code == b"EN",
-        MetaCmd::Set => code == b"HD",
-        MetaCmd::Delete | MetaCmd::Arith => code == b"HD" || code == b"NF",
-    };
-    if suppressed && matches!(answer.get(2), Some(b' ' | b'\r' | b'\n')) {
-        return;
+    let whole_code = matches!(answer.get(2), Some(b' ' | b'\r' | b'\n'));
+    if !(whole_code && hidden_when_quiet(cmd, code)) {
+        out.extend_from_slice(answer);
     }
-    out.extend_from_slice(answer);
 }
