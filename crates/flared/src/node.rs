@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::collections::HashSet;
 
+use flare_net::registry::peer_ip;
 use flare_net::{PeerConfig, Pool, Registry};
 use flare_proto::client::ReplyLimits;
 use flare_proto::node::{NodeLine, Role, State};
@@ -45,11 +46,6 @@ fn resolve_index(config: &NodeConfig) -> Vec<std::net::IpAddr> {
         .flatten()
         .map(|a| a.ip().to_canonical())
         .collect()
-}
-
-/// The IP address of a peer as connections record it (`host:port`).
-fn peer_ip(peer: &str) -> Option<std::net::IpAddr> {
-    peer.parse::<std::net::SocketAddr>().map(|a| a.ip()).ok()
 }
 
 /// What an accepted `node sync` changed.
@@ -161,10 +157,8 @@ impl Node {
             return true; // a unix socket: the node's own host
         };
         if self.config().index_servers.is_empty() {
-            let ip = ip.to_canonical();
             return ip == std::net::Ipv4Addr::LOCALHOST || ip == std::net::Ipv6Addr::LOCALHOST;
         }
-        let ip = ip.to_canonical();
         self.index_addrs().contains(&ip)
     }
 
@@ -193,7 +187,7 @@ impl Node {
     /// (reconstruction needs it).
     pub fn is_cluster_peer(&self, peer: &str) -> bool {
         use std::net::ToSocketAddrs;
-        let Some(ip) = peer_ip(peer).map(|ip| ip.to_canonical()) else {
+        let Some(ip) = peer_ip(peer) else {
             return true;
         };
         if self.index_addrs().contains(&ip) {
@@ -275,7 +269,7 @@ impl Node {
     /// A request arrived from `peer` (`ip:port`): if it is an index server,
     /// the node has heard from the index now.
     pub fn heard_from(&self, peer: &str) {
-        let ip = peer_ip(peer).map(|ip| ip.to_canonical());
+        let ip = peer_ip(peer);
         if ip.is_some_and(|ip| self.index_addrs().contains(&ip)) {
             self.index_contact_ms.store(now_ms(), Ordering::Relaxed);
         }

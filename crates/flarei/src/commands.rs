@@ -30,14 +30,6 @@ fn op_reply(index: &Arc<Index>, what: &str, op: Op, failure: &[u8], out: &mut By
     }
 }
 
-/// The IP address of a peer as connections record it (`host:port`);
-/// `None` for a unix socket (this host).
-fn peer_ip(peer: &str) -> Option<IpAddr> {
-    peer.parse::<std::net::SocketAddr>()
-        .map(|a| a.ip().to_canonical())
-        .ok()
-}
-
 /// Is `ip` an address of the node `name`? (An IP literal is compared as
 /// is; a host name is resolved.)
 fn is_address_of(ip: IpAddr, name: &str, port: i32) -> bool {
@@ -66,7 +58,7 @@ fn is_cluster_node(index: &Index, ip: IpAddr) -> bool {
 /// the node they name; with a required cluster secret, what nodes send
 /// only on an authenticated connection.
 fn refuse(index: &Index, conn: &Slot, request: &Request) -> Option<String> {
-    let ip = peer_ip(&conn.peer)?;
+    let ip = conn.ip()?;
     let access = index.access();
     let auth = index.config.cluster_auth.as_ref();
     let trusted = auth.is_none_or(|a| !a.required() || conn.auth.is_authenticated());

@@ -50,6 +50,12 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// The peer's IP address (IPv4-mapped IPv6 as IPv4); `None` for a unix
+    /// socket (this host).
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        peer_ip(&self.peer)
+    }
+
     pub fn set(&self, op: &'static str, state: SlotState) {
         *self.activity.lock().unwrap_or_else(|e| e.into_inner()) = (op, state);
     }
@@ -195,6 +201,14 @@ impl Registry {
             }
         }
     }
+}
+
+/// The IP address of a peer as connections record it (`host:port`),
+/// IPv4-mapped IPv6 as IPv4; `None` for a unix socket.
+pub fn peer_ip(peer: &str) -> Option<std::net::IpAddr> {
+    peer.parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().to_canonical())
+        .ok()
 }
 
 #[cfg(test)]
