@@ -9,6 +9,10 @@
 #   for the meta protocol client test tests/python/meta_client.py
 # - iproute2: `ip netns`, veth and bridge links for the partition tests
 # - openssl: certificates for the TLS tests (tests/tests/tls.rs)
+# - prometheus: Prometheus and promtool for the metrics tests
+#   (tests/tests/metrics.rs starts its own instance on a loopback port) and
+#   the checks of etc/prometheus/ in scripts/test.sh; installed without its
+#   recommends and without starting the system service
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -20,6 +24,22 @@ if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed"; then
+    echo "installing: prometheus (service not started)"
+    export DEBIAN_FRONTEND=noninteractive
+    # policy-rc.d 101: the package's scripts do not start the service
+    policy=/usr/sbin/policy-rc.d
+    own_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod +x "$policy"
+        own_policy=1
+    fi
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null || status=$?
+    [ "$own_policy" = 1 ] && rm -f "$policy"
+    [ "${status:-0}" = 0 ] || exit "$status"
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
 

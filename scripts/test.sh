@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 cargo fmt --all -- --check
+# The shipped Prometheus configuration and alerting rules (USAGE.md §14).
+promtool check config etc/prometheus/prometheus.yml
+promtool test rules etc/prometheus/flare-alerts.test.yml
 # The daemons with failpoints, for tests/tests/failpoints.rs only (never
 # packaged): kept in <target>/failpoints/, then the normal build.
 cargo build --release -p flared -p flarei --features flared/failpoints,flarei/failpoints

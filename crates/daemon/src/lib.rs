@@ -8,7 +8,8 @@
 //! * [`daemonize`](mod@daemonize): single-fork daemonisation;
 //! * [`logging`]: syslog/stderr logging with Flare's line prefix;
 //! * [`error`]: [`ConfigError`] and [`DaemonError`];
-//! * [`fault`]: failpoints, compiled in only with the `failpoints` feature.
+//! * [`fault`]: failpoints, compiled in only with the `failpoints` feature;
+//! * [`metrics`]: the Prometheus endpoint (`metrics-port`) and its helpers.
 //!
 //! Typical start-up order of a daemon:
 //!
@@ -26,6 +27,7 @@ pub mod error;
 pub mod fault;
 pub mod index_servers;
 pub mod logging;
+pub mod metrics;
 pub mod networks;
 pub mod options;
 pub mod pidfile;

@@ -365,6 +365,8 @@ pub const SPECS: &[OptSpec] = &[
     flare_daemon::networks::ADMIN_NETWORKS,
     flare_daemon::networks::CLUSTER_SECRET_FILE,
     flare_daemon::networks::CLUSTER_SECRET_REQUIRED,
+    flare_daemon::metrics::METRICS_PORT,
+    flare_daemon::metrics::METRICS_ADDRESS,
     OptSpec::new(
         "tls-port",
         Int,
@@ -433,6 +435,8 @@ pub struct NodeConfig {
     pub admin_networks: flare_daemon::Networks,
     /// `tls-port` (0 = off).
     pub tls_port: u16,
+    /// `metrics-address:metrics-port` (`None`: no metrics endpoint).
+    pub metrics: Option<std::net::SocketAddr>,
     /// The TLS configuration of `tls-cert-file`, `tls-key-file`,
     /// `tls-ca-file` (read again on reload).
     pub tls: Option<std::sync::Arc<flare_net::tls::rustls::ServerConfig>>,
@@ -649,6 +653,11 @@ impl NodeConfig {
                 u16::try_from(v).map_err(|_| invalid("tls-port", v))?
             },
             tls: tls_config(s)?,
+            metrics: flare_daemon::metrics::endpoint(
+                s.str("metrics-address").unwrap_or("0.0.0.0"),
+                int(s, "metrics-port")?,
+            )
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?,
             cluster_auth: flare_net::auth::ClusterAuth::from_options(
                 s.str("cluster-secret-file").unwrap_or(""),
                 s.bool("cluster-secret-required")?.unwrap_or(true),

@@ -57,6 +57,8 @@ impl Admit for Node {
             .register_client(peer, now(), self.config().max_connection);
         if slot.is_some() {
             inc(&self.counters.total_connections);
+        } else {
+            inc(&self.counters.refused_connections);
         }
         slot
     }

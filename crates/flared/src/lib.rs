@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod index_client;
+pub mod metrics;
 pub mod node;
 pub mod recache;
 pub mod reconstruction;
@@ -50,10 +51,23 @@ pub async fn start(
         0 => None,
         port => Some(server::bind_tcp(port, config.back_log).map_err(|e| e.to_string())?),
     };
+    // the metrics endpoint (metrics-port), also before registering
+    let metrics = match config.metrics {
+        Some(addr) => Some(flare_daemon::metrics::bind(addr).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let topology = cluster_topology(&config).await?;
     let mut node = Node::new(config, store, topology);
     node.log = log;
     let node = Arc::new(node);
+    if let Some(listener) = metrics {
+        let registry = Arc::new(metrics::registry(&node));
+        tokio::spawn(flare_daemon::metrics::serve(
+            listener,
+            registry,
+            stop.clone(),
+        ));
+    }
     let task = tokio::spawn(server::run(
         Arc::clone(&node),
         tcp,

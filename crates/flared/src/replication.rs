@@ -52,6 +52,9 @@ pub struct Message {
 
 struct Job {
     msg: Message,
+    /// When it was queued (unix ms): the age of the oldest write in
+    /// delivery is the slave's lag.
+    queued_ms: u64,
     ack: Option<Ack>,
     /// The destination's target generation when the write was queued: a
     /// write queued for an earlier stint of the node as a target (before it
@@ -61,6 +64,61 @@ struct Job {
     gen: u64,
     /// This write's share of the destination's byte budget.
     _bytes: OwnedSemaphorePermit,
+}
+
+/// Replication to one destination, as the metrics show it.
+pub struct DestStats {
+    /// Writes queued or in delivery.
+    pub queued: AtomicU64,
+    /// Writes the destination acknowledged.
+    pub acks: AtomicU64,
+    /// Delivery attempts that failed (each is retried while the destination
+    /// stays a target).
+    pub failures: AtomicU64,
+    /// Writes the destination never got while a target (it must be rebuilt).
+    pub dropped: AtomicU64,
+    /// Per lane: when the oldest write in delivery was queued (unix ms; 0:
+    /// the lane is idle).
+    oldest_ms: Vec<AtomicU64>,
+}
+
+impl DestStats {
+    fn new(lanes: usize) -> DestStats {
+        DestStats {
+            queued: AtomicU64::new(0),
+            acks: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            oldest_ms: (0..lanes).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// How long the oldest write not yet delivered has waited (0 when
+    /// every lane is idle).
+    pub fn lag(&self, now_ms: u64) -> Duration {
+        self.oldest_ms
+            .iter()
+            .map(|t| t.load(Ordering::Relaxed))
+            .filter(|t| *t > 0)
+            .min()
+            .map_or(Duration::ZERO, |t| {
+                Duration::from_millis(now_ms.saturating_sub(t))
+            })
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// One destination's figures: its stats and the bytes of its queue.
+pub struct DestSnapshot {
+    pub dest: String,
+    pub stats: Arc<DestStats>,
+    pub queued_bytes: u64,
 }
 
 /// Called with a slave's key when it missed a write while still a target:
@@ -82,6 +140,8 @@ struct Shared {
     /// Slaves already reported as diverged (until they stop being targets).
     reported: Mutex<HashSet<String>>,
     on_divergence: Option<OnDivergence>,
+    /// Per destination (as long as it has a worker).
+    stats: RwLock<HashMap<String, Arc<DestStats>>>,
 }
 
 impl Shared {
@@ -100,6 +160,21 @@ impl Shared {
         gen != 0 && self.generation(dest) == gen
     }
 
+    fn count_dropped(&self, dest: &str) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = self.dest_stats(dest) {
+            s.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn dest_stats(&self, dest: &str) -> Option<Arc<DestStats>> {
+        self.stats
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(dest)
+            .cloned()
+    }
+
     /// `dest` missed a write of generation `gen`. If it is still that
     /// target it has diverged: count it and report it (once) so that it is
     /// taken out of reads.
@@ -113,13 +188,13 @@ impl Shared {
             // key's master. Either this node was replaced (the index promoted
             // another node while this one did not hear of it) or the slave is
             // behind; reporting it could take a good slave out.
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.count_dropped(dest);
             tracing::error!(
                 "replication to {dest} refused: {why}; is this node still the master? (check `stats nodes` on the index)"
             );
             return;
         }
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.count_dropped(dest);
         tracing::error!(
             "replication to {dest} failed: {why}; that slave missed a write and must be rebuilt"
         );
@@ -144,6 +219,8 @@ pub struct Reserved {
     slave: bool,
     permit: mpsc::OwnedPermit<Job>,
     bytes: OwnedSemaphorePermit,
+    /// The figures of the worker `permit` queues to.
+    stats: Arc<DestStats>,
 }
 
 /// Replication senders for every destination.
@@ -158,6 +235,7 @@ pub struct Replicator {
 struct Worker {
     lanes: Vec<mpsc::Sender<Job>>,
     budget: Arc<Semaphore>,
+    stats: Arc<DestStats>,
 }
 
 impl Replicator {
@@ -175,6 +253,7 @@ impl Replicator {
                 dropped: AtomicU64::new(0),
                 reported: Mutex::default(),
                 on_divergence,
+                stats: RwLock::default(),
             }),
             concurrency: concurrency.max(1),
             cfg,
@@ -186,10 +265,33 @@ impl Replicator {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
+    /// Each destination with a worker: its figures (metrics).
+    pub fn stats(&self) -> Vec<DestSnapshot> {
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<DestSnapshot> = workers
+            .iter()
+            .map(|(dest, w)| {
+                let free = w.budget.available_permits().min(BYTES_PER_DESTINATION);
+                DestSnapshot {
+                    dest: dest.clone(),
+                    stats: Arc::clone(&w.stats),
+                    queued_bytes: (BYTES_PER_DESTINATION - free) as u64,
+                }
+            })
+            .collect();
+        all.sort_by(|a, b| a.dest.cmp(&b.dest));
+        all
+    }
+
     /// Replace the set of nodes replication may go to.
     pub fn set_targets(&self, targets: HashSet<String>) {
         self.workers
             .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| targets.contains(k));
+        self.shared
+            .stats
+            .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k, _| targets.contains(k));
         self.shared
@@ -215,29 +317,39 @@ impl Replicator {
         *current = next;
     }
 
-    fn lane(&self, dest: &str, key: &[u8]) -> (mpsc::Sender<Job>, Arc<Semaphore>) {
+    fn lane(&self, dest: &str, key: &[u8]) -> (mpsc::Sender<Job>, Arc<Semaphore>, Arc<DestStats>) {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(w) = workers.get(dest) {
             let lane = w.lanes[murmur(key) as usize % w.lanes.len()].clone();
-            return (lane, Arc::clone(&w.budget));
+            return (lane, Arc::clone(&w.budget), Arc::clone(&w.stats));
         }
-        let w = workers.entry(dest.to_string()).or_insert_with(|| Worker {
-            lanes: (0..self.concurrency)
-                .map(|_| {
-                    let (tx, rx) = mpsc::channel(QUEUE_PER_WORKER);
-                    tokio::spawn(worker(
-                        dest.to_string(),
-                        rx,
-                        Arc::clone(&self.shared),
-                        self.cfg.clone(),
-                    ));
-                    tx
-                })
-                .collect(),
-            budget: Arc::new(Semaphore::new(BYTES_PER_DESTINATION)),
+        let w = workers.entry(dest.to_string()).or_insert_with(|| {
+            let stats = Arc::new(DestStats::new(self.concurrency));
+            self.shared
+                .stats
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(dest.to_string(), Arc::clone(&stats));
+            Worker {
+                lanes: (0..self.concurrency)
+                    .map(|lane| {
+                        let (tx, rx) = mpsc::channel(QUEUE_PER_WORKER);
+                        tokio::spawn(worker(
+                            dest.to_string(),
+                            rx,
+                            Arc::clone(&self.shared),
+                            self.cfg.clone(),
+                            (Arc::clone(&stats), lane),
+                        ));
+                        tx
+                    })
+                    .collect(),
+                budget: Arc::new(Semaphore::new(BYTES_PER_DESTINATION)),
+                stats,
+            }
         });
         let lane = w.lanes[murmur(key) as usize % w.lanes.len()].clone();
-        (lane, Arc::clone(&w.budget))
+        (lane, Arc::clone(&w.budget), Arc::clone(&w.stats))
     }
 
     /// Take room for one write of about `size` bytes on `key` in the queue
@@ -260,7 +372,7 @@ impl Replicator {
             .map(|d| (d, true))
             .chain(others.iter().map(|d| (d, false)));
         for (dest, slave) in all {
-            let (lane, budget) = self.lane(dest, key);
+            let (lane, budget, stats) = self.lane(dest, key);
             let take = async {
                 let bytes = budget.acquire_many_owned(want).await.ok()?;
                 let permit = lane.reserve_owned().await.ok()?;
@@ -272,6 +384,7 @@ impl Replicator {
                     slave,
                     permit,
                     bytes,
+                    stats,
                 }),
                 _ => {
                     let why = format!("replication queue to {dest} is full");
@@ -294,8 +407,10 @@ impl Replicator {
         wait: bool,
     ) -> Vec<(String, oneshot::Receiver<Result<(), String>>)> {
         let mut acks = Vec::new();
+        let now = unix_ms();
         for r in room {
             let gen = self.shared.generation(&r.dest);
+            r.stats.queued.fetch_add(1, Ordering::Relaxed);
             let ack = if wait && r.slave {
                 let (tx, rx) = oneshot::channel();
                 acks.push((r.dest, rx));
@@ -305,6 +420,7 @@ impl Replicator {
             };
             self.shared.pending.fetch_add(1, Ordering::SeqCst);
             r.permit.send(Job {
+                queued_ms: now,
                 msg: Message {
                     wire: msg.wire.clone(),
                     fallback: msg.fallback.clone(),
@@ -353,8 +469,15 @@ enum Delivered {
 /// Writes a worker sends back to back before reading their answers.
 const BATCH: usize = 64;
 
-async fn worker(dest: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, cfg: PeerConfig) {
+async fn worker(
+    dest: String,
+    mut rx: mpsc::Receiver<Job>,
+    shared: Arc<Shared>,
+    cfg: PeerConfig,
+    (stats, lane): (Arc<DestStats>, usize),
+) {
     let mut pipe: Option<Pipe> = None;
+    let oldest = &stats.oldest_ms[lane];
     let mut carry: Option<Job> = None;
     loop {
         let first = match carry.take() {
@@ -367,6 +490,7 @@ async fn worker(dest: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, 
         // Whatever queued up meanwhile goes out pipelined; the answers come
         // back in the same order. One batch, one target generation.
         let gen = first.gen;
+        oldest.store(first.queued_ms.max(1), Ordering::Relaxed);
         let mut batch = vec![first];
         // A write with a fallback (a `touch`) ends its batch: when the slave
         // answers it `NOT_FOUND`, the fallback must reach the slave before
@@ -383,7 +507,7 @@ async fn worker(dest: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, 
             }
         }
         let wires: Vec<Bytes> = batch.iter().map(|j| j.msg.wire.clone()).collect();
-        let results = deliver_all(&dest, gen, &mut pipe, &wires, &shared, &cfg).await;
+        let results = deliver_all(&dest, gen, &mut pipe, &wires, &shared, &cfg, &stats).await;
         for (job, mut result) in batch.into_iter().zip(results) {
             if let (Ok(Delivered::NotFound), Some(fallback)) = (&result, &job.msg.fallback) {
                 let again = deliver_all(
@@ -393,6 +517,7 @@ async fn worker(dest: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, 
                     std::slice::from_ref(fallback),
                     &shared,
                     &cfg,
+                    &stats,
                 )
                 .await;
                 result = again
@@ -401,14 +526,21 @@ async fn worker(dest: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>, 
                     .unwrap_or_else(|| Err("no result".to_string()));
             }
             let result = result.map(|_| ());
-            if let Err(e) = &result {
-                shared.missed(&dest, gen, e);
-            }
+            match &result {
+                Ok(()) => stats.acks.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    shared.missed(&dest, gen, e);
+                    0
+                }
+            };
             if let Some(ack) = job.ack {
                 let _ = ack.send(result);
             }
+            stats.queued.fetch_sub(1, Ordering::Relaxed);
             shared.pending.fetch_sub(1, Ordering::SeqCst);
         }
+        // the next batch's first write sets it again
+        oldest.store(0, Ordering::Relaxed);
     }
 }
 
@@ -423,6 +555,7 @@ async fn deliver_all(
     wires: &[Bytes],
     shared: &Shared,
     cfg: &PeerConfig,
+    stats: &DestStats,
 ) -> Vec<Result<Delivered, String>> {
     let mut results: Vec<Result<Delivered, String>> = Vec::with_capacity(wires.len());
     let mut backoff = Duration::from_millis(50);
@@ -458,6 +591,7 @@ async fn deliver_all(
         if fault::hit("replication::send").await.is_err() {
             // as if the connection broke before anything was written
             last = "connection lost (failpoint replication::send)".to_string();
+            stats.failures.fetch_add(1, Ordering::Relaxed);
             *pipe = None;
             if attempts < MAX_ATTEMPTS {
                 tokio::time::sleep(backoff).await;
@@ -520,6 +654,7 @@ async fn deliver_all(
             }
         }
         if failed && results.len() < wires.len() {
+            stats.failures.fetch_add(1, Ordering::Relaxed);
             if !fenced {
                 *pipe = None;
             }

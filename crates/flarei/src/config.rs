@@ -137,6 +137,8 @@ pub const SPECS: &[OptSpec] = &[
     flare_daemon::networks::ADMIN_NETWORKS,
     flare_daemon::networks::CLUSTER_SECRET_FILE,
     flare_daemon::networks::CLUSTER_SECRET_REQUIRED,
+    flare_daemon::metrics::METRICS_PORT,
+    flare_daemon::metrics::METRICS_ADDRESS,
     OptSpec::new(
         "node-address-check",
         Bool,
@@ -191,6 +193,8 @@ pub struct IndexConfig {
     /// `cluster-secret-file` / `cluster-secret-required` (the secret is read
     /// at start-up; `required` changes in place on reload).
     pub cluster_auth: Option<std::sync::Arc<flare_net::auth::ClusterAuth>>,
+    /// `metrics-address:metrics-port` (`None`: no metrics endpoint).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// flarei's access control (reloadable).
@@ -349,6 +353,11 @@ impl IndexConfig {
             cluster_auth: flare_net::auth::ClusterAuth::from_options(
                 s.str("cluster-secret-file").unwrap_or(""),
                 s.bool("cluster-secret-required")?.unwrap_or(true),
+            )
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            metrics: flare_daemon::metrics::endpoint(
+                s.str("metrics-address").unwrap_or("0.0.0.0"),
+                s.int("metrics-port")?.unwrap_or(0),
             )
             .map_err(|e| ConfigError::Invalid(e.to_string()))?,
             settings,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use flare_proto::node::{NodeLine, State};
+use flare_proto::node::{NodeLine, Role, State};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -29,11 +29,29 @@ pub struct Counters {
     pub total_connections: AtomicU64,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Slaves promoted because their master went down (metrics).
+    pub failovers: AtomicU64,
+    /// `flare.xml` saves (metrics).
+    pub map_saves: AtomicU64,
+}
+
+/// One node's monitoring and node sync delivery, as the metrics show it.
+#[derive(Default, Debug)]
+pub struct NodeStats {
+    pub pings: AtomicU64,
+    pub ping_failures: AtomicU64,
+    /// Round trip of the last answered ping, in nanoseconds.
+    pub last_ping_ns: AtomicU64,
+    /// Node syncs the node took (or found stale).
+    pub syncs: AtomicU64,
+    /// Failed node sync attempts (each is retried).
+    pub sync_failures: AtomicU64,
 }
 
 struct Agent {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    stats: Arc<NodeStats>,
 }
 
 /// Shared state of the index server.
@@ -173,13 +191,23 @@ impl Index {
         let slot = self
             .registry
             .register_agent(node.thread_type, key.clone(), now());
+        let stats = Arc::new(NodeStats::default());
         let task = tokio::spawn(crate::monitor::run(
             Arc::clone(self),
             key.clone(),
             slot,
+            Arc::clone(&stats),
             stop_rx,
         ));
-        agents.insert(key, Agent { stop, task });
+        agents.insert(key, Agent { stop, task, stats });
+    }
+
+    /// Each monitored node's figures (metrics).
+    pub fn node_stats(&self) -> Vec<(String, Arc<NodeStats>)> {
+        lock(&self.agents)
+            .iter()
+            .map(|(k, a)| (k.clone(), Arc::clone(&a.stats)))
+            .collect()
     }
 
     fn stop_agent(&self, key: &str) {
@@ -230,6 +258,19 @@ impl Index {
                 let _ = flare_daemon::fault::block("failover::decide");
             }
             persist::save(&self.config.db_dir, &next)?;
+            self.counters.map_saves.fetch_add(1, Ordering::Relaxed);
+            if matches!(op, Op::Down { .. }) {
+                let promoted = next
+                    .nodes()
+                    .filter(|n| {
+                        n.role == Role::Master
+                            && map.get(&n.key()).is_some_and(|o| o.role == Role::Slave)
+                    })
+                    .count();
+                self.counters
+                    .failovers
+                    .fetch_add(promoted as u64, Ordering::Relaxed);
+            }
             if matches!(op, Op::Down { .. }) {
                 // saved, not yet sent to any node
                 let _ = flare_daemon::fault::block("failover::saved");

@@ -45,6 +45,7 @@ pub mod connection;
 pub mod error;
 pub mod index;
 pub mod map;
+pub mod metrics;
 pub mod monitor;
 pub mod persist;
 pub mod server;
@@ -63,15 +64,25 @@ pub use map::NodeMap;
 /// Serve `map` (as loaded from `flare.xml`): start the node agents (pings,
 /// `node sync`) and accept on `tcp` (and `unix`) until `stop` turns true;
 /// the returned task then closes the connections and stops the agents.
+/// `metrics`: the bound metrics endpoint (`metrics-port`), if any.
 pub fn start(
     config: IndexConfig,
     map: NodeMap,
     tcp: TcpListener,
     unix: Option<UnixListener>,
+    metrics: Option<TcpListener>,
     stop: watch::Receiver<bool>,
 ) -> (Arc<Index>, tokio::task::JoinHandle<()>) {
     let index = Index::new(config, map);
     index.start_agents();
+    if let Some(listener) = metrics {
+        let registry = Arc::new(metrics::registry(&index));
+        tokio::spawn(flare_daemon::metrics::serve(
+            listener,
+            registry,
+            stop.clone(),
+        ));
+    }
     let serving = Arc::clone(&index);
     let task = tokio::spawn(async move {
         server::run(Arc::clone(&serving), tcp, unix, stop).await;

@@ -102,9 +102,16 @@ async fn run(config: IndexConfig, pid_path: PathBuf, log: LogHandle) -> ExitCode
         },
         None => None,
     };
+    let metrics = match config.metrics {
+        Some(addr) => match flare_daemon::metrics::bind(addr) {
+            Ok(l) => Some(l),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
     let settings = config.settings.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (index, serving) = flarei::start(config, map, tcp, unix, stop_rx);
+    let (index, serving) = flarei::start(config, map, tcp, unix, metrics, stop_rx);
     let pidfile = match PidFile::write(&pid_path) {
         Ok(p) => p,
         Err(e) => return fail(e),

@@ -13,6 +13,7 @@
 //! a failed exchange drops the connection, and a ping that fails on a reused
 //! connection (e.g. the node restarted) is retried once on a fresh one.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ struct Agent {
     index: Arc<Index>,
     key: String,
     slot: Arc<Slot>,
+    stats: Arc<crate::index::NodeStats>,
     cfg: MonitorConfig,
     conn: Option<PeerConn>,
     failures: u32,
@@ -50,7 +52,13 @@ struct Agent {
 }
 
 /// Run the agent of node `key` until `stop` turns true (or is dropped).
-pub async fn run(index: Arc<Index>, key: String, slot: Arc<Slot>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    index: Arc<Index>,
+    key: String,
+    slot: Arc<Slot>,
+    stats: Arc<crate::index::NodeStats>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut latest = index.subscribe_sync();
     let mut monitor = index.subscribe_monitor();
     let cfg = *monitor.borrow_and_update();
@@ -58,6 +66,7 @@ pub async fn run(index: Arc<Index>, key: String, slot: Arc<Slot>, mut stop: watc
         index,
         key,
         slot: Arc::clone(&slot),
+        stats,
         cfg,
         conn: None,
         failures: 0,
@@ -223,8 +232,20 @@ impl Agent {
             self.failures = 0;
         }
         self.slot.set("ping", SlotState::Execute);
+        let started = Instant::now();
         let result = self.ping().await;
         self.slot.set("", SlotState::Wait);
+        let s = &self.stats;
+        s.pings.fetch_add(1, Ordering::Relaxed);
+        match &result {
+            Ok(()) => s.last_ping_ns.store(
+                u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            ),
+            Err(_) => {
+                s.ping_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         match result {
             Ok(()) => {
                 if recorded_down {
@@ -296,6 +317,11 @@ impl Agent {
             agent.retry_at = None;
             agent.slot.set_queued(None);
         };
+        match &result {
+            Delivery::Accepted | Delivery::Stale => &self.stats.syncs,
+            Delivery::Failed(_) => &self.stats.sync_failures,
+        }
+        .fetch_add(1, Ordering::Relaxed);
         match result {
             Delivery::Accepted => {
                 tracing::debug!("node sync (version {}) -> {}: OK", msg.version, self.key);

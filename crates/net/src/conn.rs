@@ -73,7 +73,16 @@ pub struct Out<'a> {
     slot: &'a Slot,
     timeout: Duration,
     written: usize,
+    /// Flushes so far (for [`Out::since`]).
+    flushes: u64,
     failed: Option<WriteFailure>,
+}
+
+/// A position in an [`Out`]'s buffer, to look at what a command appended.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    flushes: u64,
+    len: usize,
 }
 
 impl<'a> Out<'a> {
@@ -89,6 +98,7 @@ impl<'a> Out<'a> {
             slot,
             timeout,
             written: 0,
+            flushes: 0,
             failed: None,
         }
     }
@@ -102,8 +112,24 @@ impl<'a> Out<'a> {
                 let r = write_bounded(self.sink, self.slot, self.timeout, self.buf).await;
                 self.note(r, self.buf.len())
             });
+        self.flushes += 1;
         self.buf.clear();
         ok
+    }
+
+    /// Where the buffer ends now.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            flushes: self.flushes,
+            len: self.buf.len(),
+        }
+    }
+
+    /// What was appended since `mark`, unless part of it was flushed.
+    pub fn since(&self, mark: Mark) -> Option<&[u8]> {
+        (mark.flushes == self.flushes)
+            .then(|| self.buf.get(mark.len..))
+            .flatten()
     }
 
     fn note(&mut self, r: Option<WriteFailure>, len: usize) -> bool {

@@ -26,7 +26,7 @@ pub mod peer;
 pub mod registry;
 pub mod tls;
 
-pub use conn::{Next, Out, Service};
+pub use conn::{Mark, Next, Out, Service};
 pub use error::PeerError;
-pub use peer::{set_thread_dialer, Dial, PeerConfig, PeerConn, Pipe, Pool};
+pub use peer::{set_thread_dialer, Dial, PeerConfig, PeerConn, PeerStats, Pipe, Pool};
 pub use registry::{Registry, Slot, SlotState, TYPE_CLIENT};

@@ -609,12 +609,46 @@ async fn run_pipe(addr: Arc<str>, cfg: PeerConfig, mut rx: mpsc::Receiver<Job>) 
     }
 }
 
-/// The pipes of one destination, one per lane (started lazily).
-type Lanes = Arc<Vec<Mutex<Option<Pipe>>>>;
+/// The pipes of one destination, one per lane (started lazily), and what
+/// went through them.
+struct Lanes {
+    pipes: Vec<Mutex<Option<Pipe>>>,
+    stats: Arc<PeerStats>,
+}
+
+/// Forwarding to one destination, as the metrics show it.
+#[derive(Default, Debug)]
+pub struct PeerStats {
+    /// Requests sent and not yet answered (or failed).
+    pub in_flight: std::sync::atomic::AtomicU64,
+    /// Requests sent (each attempt).
+    pub requests: std::sync::atomic::AtomicU64,
+    /// Requests that failed (connection refused or lost, no answer); a
+    /// timeout counts here and in `timeouts`.
+    pub errors: std::sync::atomic::AtomicU64,
+    /// Requests not answered within the I/O timeout.
+    pub timeouts: std::sync::atomic::AtomicU64,
+}
+
+impl PeerStats {
+    fn count<T>(&self, r: &Result<T, PeerError>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match r {
+            Ok(_) => {}
+            Err(PeerError::Timeout { .. }) => {
+                self.errors.fetch_add(1, Relaxed);
+                self.timeouts.fetch_add(1, Relaxed);
+            }
+            Err(_) => {
+                self.errors.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
 
 /// Pipes to many destinations, `lanes` per destination.
 pub struct Pool {
-    pipes: Mutex<HashMap<String, Lanes>>,
+    pipes: Mutex<HashMap<String, Arc<Lanes>>>,
     lanes: usize,
     cfg: PeerConfig,
 }
@@ -628,25 +662,43 @@ impl Pool {
         }
     }
 
+    fn lanes(&self, dest: &str) -> Arc<Lanes> {
+        let mut pipes = self.pipes.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(pipes.entry(dest.to_string()).or_insert_with(|| {
+            Arc::new(Lanes {
+                pipes: (0..self.lanes).map(|_| Mutex::new(None)).collect(),
+                stats: Arc::default(),
+            })
+        }))
+    }
+
     /// The pipe of lane `hash % lanes` to `dest`, (re)opened when it ended.
     pub fn pipe(&self, dest: &str, hash: u64) -> Pipe {
-        let lanes =
-            {
-                let mut pipes = self.pipes.lock().unwrap_or_else(|e| e.into_inner());
-                Arc::clone(pipes.entry(dest.to_string()).or_insert_with(|| {
-                    Arc::new((0..self.lanes).map(|_| Mutex::new(None)).collect())
-                }))
-            };
-        let lane = (hash % lanes.len() as u64) as usize;
-        let mut slot = lanes[lane].lock().unwrap_or_else(|e| e.into_inner());
+        Self::lane_pipe(&self.lanes(dest), dest, hash, &self.cfg)
+    }
+
+    fn lane_pipe(lanes: &Lanes, dest: &str, hash: u64, cfg: &PeerConfig) -> Pipe {
+        let lane = (hash % lanes.pipes.len() as u64) as usize;
+        let mut slot = lanes.pipes[lane].lock().unwrap_or_else(|e| e.into_inner());
         match &*slot {
             Some(p) if p.is_open() => p.clone(),
             _ => {
-                let p = Pipe::open(dest, self.cfg.clone());
+                let p = Pipe::open(dest, cfg.clone());
                 *slot = Some(p.clone());
                 p
             }
         }
+    }
+
+    /// What went to each destination so far (destinations still in the pool).
+    pub fn stats(&self) -> Vec<(String, Arc<PeerStats>)> {
+        let pipes = self.pipes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> = pipes
+            .iter()
+            .map(|(k, l)| (k.clone(), Arc::clone(&l.stats)))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// Send `wire` to `dest` on the lane of `hash` and return its reply
@@ -661,12 +713,19 @@ impl Pool {
         kind: ReplyKind,
         idempotent: bool,
     ) -> Result<Bytes, PeerError> {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut result = Err(PeerError::NotSent {
             addr: dest.to_string(),
         });
+        let lanes = self.lanes(dest);
+        let stats = &lanes.stats;
         for _ in 0..2 {
-            let pipe = self.pipe(dest, hash);
+            let pipe = Self::lane_pipe(&lanes, dest, hash, &self.cfg);
+            stats.requests.fetch_add(1, Relaxed);
+            stats.in_flight.fetch_add(1, Relaxed);
             result = pipe.call(wire.clone(), kind, self.cfg.io_timeout).await;
+            stats.in_flight.fetch_sub(1, Relaxed);
+            stats.count(&result);
             let again = match &result {
                 Err(PeerError::NotSent { .. }) => true,
                 Err(PeerError::Closed { .. } | PeerError::Io { .. }) => idempotent,
@@ -688,11 +747,22 @@ impl Pool {
         wire: Bytes,
         kind: ReplyKind,
     ) -> Result<(), PeerError> {
-        let pipe = self.pipe(dest, hash);
-        match pipe.send(wire.clone(), kind).await {
-            Err(PeerError::NotSent { .. }) => self.pipe(dest, hash).send(wire, kind).await,
+        let lanes = self.lanes(dest);
+        lanes
+            .stats
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pipe = Self::lane_pipe(&lanes, dest, hash, &self.cfg);
+        let r = match pipe.send(wire.clone(), kind).await {
+            Err(PeerError::NotSent { .. }) => {
+                Self::lane_pipe(&lanes, dest, hash, &self.cfg)
+                    .send(wire, kind)
+                    .await
+            }
             r => r,
-        }
+        };
+        lanes.stats.count(&r);
+        r
     }
 
     /// Forget the pipes to destinations `keep` rejects.

@@ -434,7 +434,7 @@ impl Sim {
             .expect("flare.xml")
             .unwrap_or_default();
         let running = spawn_daemon(INDEX, &self.net, l, move |tcp, stop| async move {
-            let (_index, task) = flarei::start(config, map, tcp, None, stop);
+            let (_index, task) = flarei::start(config, map, tcp, None, None, stop);
             Ok(task)
         });
         self.index.running = Some(running);

@@ -27,6 +27,33 @@ pub trait KvEngine: Send + Sync + 'static {
     fn size_bytes(&self) -> u64;
     /// Make everything written so far durable (memtables flushed, WAL synced).
     fn flush(&self) -> Result<(), StorageError>;
+    /// Figures for monitoring; an engine without some of them leaves 0.
+    fn stats(&self) -> EngineStats {
+        EngineStats {
+            live_data_bytes: self.size_bytes(),
+            ..EngineStats::default()
+        }
+    }
+}
+
+/// What an engine tells about itself (the metrics of docs/operations.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Records (an estimate).
+    pub keys: u64,
+    /// Bytes of live data (an estimate).
+    pub live_data_bytes: u64,
+    /// Bytes of sorted tables on disk.
+    pub sst_bytes: u64,
+    /// Bytes of blob files on disk (large values).
+    pub blob_bytes: u64,
+    /// Bytes in write buffers.
+    pub memtable_bytes: u64,
+    /// Reads the block cache answered / did not.
+    pub block_cache_hits: u64,
+    pub block_cache_misses: u64,
+    /// Microseconds writes were stalled or slowed down by the engine.
+    pub stall_micros: u64,
 }
 
 /// An engine chosen at run time (RocksDB in the daemon, the memory engine in
@@ -62,6 +89,9 @@ macro_rules! forward_engine {
             }
             fn flush(&self) -> Result<(), StorageError> {
                 (**self).flush()
+            }
+            fn stats(&self) -> EngineStats {
+                (**self).stats()
             }
         }
     )*};

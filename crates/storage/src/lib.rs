@@ -18,7 +18,7 @@ pub mod rocks;
 pub mod store;
 mod tombstones;
 
-pub use engine::{DynEngine, KvEngine};
+pub use engine::{DynEngine, EngineStats, KvEngine};
 pub use error::StorageError;
 pub use record::Record;
 pub use rocks::{Compression, FsyncPolicy, RocksConfig, RocksEngine};

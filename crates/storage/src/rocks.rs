@@ -74,6 +74,8 @@ impl Default for RocksConfig {
 /// RocksDB behind [`KvEngine`].
 pub struct RocksEngine {
     db: Arc<DB>,
+    /// Kept for its statistics (block cache hits, stalls).
+    opts: Options,
     write: WriteOptions,
     path: PathBuf,
 }
@@ -153,6 +155,10 @@ impl RocksEngine {
         opts.set_enable_blob_gc(true);
         opts.set_memtable_whole_key_filtering(true);
         opts.set_memtable_prefix_bloom_ratio(0.05);
+        // tickers only (block cache hits, stall time) for the metrics: no
+        // histograms or timers on the request path
+        opts.enable_statistics();
+        opts.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptHistogramOrTimers);
         let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
         table.set_whole_key_filtering(true);
@@ -177,6 +183,7 @@ impl RocksEngine {
         write.set_sync(config.fsync == FsyncPolicy::Always);
         Ok(RocksEngine {
             db: Arc::new(db),
+            opts,
             write,
             path,
         })
@@ -260,6 +267,20 @@ impl KvEngine for RocksEngine {
     fn size_bytes(&self) -> u64 {
         self.int_property("rocksdb.total-sst-files-size")
             + self.int_property("rocksdb.cur-size-all-mem-tables")
+    }
+
+    fn stats(&self) -> crate::EngineStats {
+        use rocksdb::statistics::Ticker;
+        crate::EngineStats {
+            keys: self.int_property("rocksdb.estimate-num-keys"),
+            live_data_bytes: self.int_property("rocksdb.estimate-live-data-size"),
+            sst_bytes: self.int_property("rocksdb.total-sst-files-size"),
+            blob_bytes: self.int_property("rocksdb.total-blob-file-size"),
+            memtable_bytes: self.int_property("rocksdb.cur-size-all-mem-tables"),
+            block_cache_hits: self.opts.get_ticker_count(Ticker::BlockCacheHit),
+            block_cache_misses: self.opts.get_ticker_count(Ticker::BlockCacheMiss),
+            stall_micros: self.opts.get_ticker_count(Ticker::StallMicros),
+        }
     }
 
     fn flush(&self) -> Result<(), StorageError> {

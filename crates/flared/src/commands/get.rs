@@ -38,13 +38,15 @@ fn local(node: &Node, key: &[u8], with_version: bool, now: i64, out: &mut BytesM
     }
 }
 
+/// Serve the keys; true when another node served one.
 pub async fn apply(
     node: &Arc<Node>,
     proxy: Option<&[String]>,
     keys: &[Bytes],
     with_version: bool,
     out: &mut Out<'_>,
-) {
+) -> bool {
+    let mut forwarded = false;
     let now = now();
     let topology = node.topology();
     let router = topology.router(&node.me);
@@ -54,6 +56,7 @@ pub async fn apply(
             ReadRoute::Local => local(node, key, with_version, now, out),
             ReadRoute::Miss => inc(&node.counters.get_misses),
             ReadRoute::Remote(dest) => {
+                forwarded = true;
                 let req = Request::Get {
                     keys: vec![key.clone()],
                     with_version,
@@ -64,8 +67,9 @@ pub async fn apply(
         }
         // Stream: a multi-get never holds more than one flush of replies.
         if !out.flush_if_full().await {
-            return;
+            return forwarded;
         }
     }
     out.extend_from_slice(reply::END);
+    forwarded
 }

@@ -42,12 +42,43 @@ pub enum Applied {
 
 /// Execute one request; replies are appended to `out`. `proxy` is the proxy
 /// identifier the request arrived with (other nodes' forwarded requests).
+/// Counted by command and outcome, and timed when it reads or writes data
+/// (the metrics of USAGE.md, "Monitoring").
 pub async fn execute(
     node: &Arc<Node>,
     conn: &Slot,
     proxy: Option<Vec<String>>,
     request: Request,
     out: &mut Out<'_>,
+) -> Next {
+    let command = crate::stats::command_index(request.op_name());
+    let write = route::write_key(&request).is_some() && changes_data(&request);
+    let timed = write || matches!(request, Request::Get { .. } | Request::MetaOp(_));
+    let start = timed.then(std::time::Instant::now);
+    let mark = out.mark();
+    let mut forwarded = false;
+    let next = dispatch(node, conn, proxy, request, out, &mut forwarded).await;
+    let c = &node.counters;
+    c.requests.count(
+        command,
+        crate::stats::outcome_index(command, out.since(mark)),
+    );
+    if let Some(start) = start {
+        c.latency
+            .observe(crate::stats::Class::of(write, forwarded), start.elapsed());
+    }
+    next
+}
+
+/// [`execute`] but the counting; `forwarded` is set when another node
+/// served (part of) the request.
+async fn dispatch(
+    node: &Arc<Node>,
+    conn: &Slot,
+    proxy: Option<Vec<String>>,
+    request: Request,
+    out: &mut Out<'_>,
+    forwarded: &mut bool,
 ) -> Next {
     let proxy = proxy.as_deref();
     if let Some(refusal) = refuse(node, conn, proxy, &request) {
@@ -85,6 +116,7 @@ pub async fn execute(
                 None => route::write_as_master(node, proxy, request, out).await,
             },
             WriteRoute::Forward(dest) => {
+                *forwarded = true;
                 route::forward_write(node, dest, proxy, request, out).await
             }
             other => route::unroutable(&other, out),
@@ -117,6 +149,7 @@ pub async fn execute(
                 }
             }
             ReadRoute::Remote(dest) => {
+                *forwarded = true;
                 route::forward_write(node, dest, proxy, Request::MetaOp(m), out).await
             }
         },
@@ -124,7 +157,7 @@ pub async fn execute(
         Request::Noop => admin::ping(node, out),
         Request::Invalid(line) => out.extend_from_slice(line.as_bytes()),
         Request::Get { keys, with_version } => {
-            get::apply(node, proxy, &keys, with_version, out).await
+            *forwarded = get::apply(node, proxy, &keys, with_version, out).await
         }
         Request::Keys { prefixes, limit } => keys::apply(node, proxy, &prefixes, limit, out).await,
         Request::FlushAll { noreply } => flush_all::apply(node, noreply, out),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use crate::cache::RecordCache;
-use crate::engine::{KvEngine, ScanStep};
+use crate::engine::{EngineStats, KvEngine, ScanStep};
 use crate::error::StorageError;
 use crate::record::{encode_parts, Header, Record};
 use crate::tombstones::{Tombstone, Tombstones};
@@ -127,6 +127,9 @@ pub enum DeleteOutcome {
 struct Stripe {
     tombstones: Tombstones,
     cache: RecordCache,
+    /// Reads the record cache answered, and those it did not.
+    cache_hits: u64,
+    cache_misses: u64,
     /// While the node is being rebuilt: every key deleted since, with the
     /// delete's version, kept whatever the size of the tombstone cache, so
     /// that the copy cannot bring a deleted key back (`None` otherwise).
@@ -252,6 +255,8 @@ impl<E: KvEngine> Store<E> {
                 Mutex::new(Stripe {
                     tombstones: Tombstones::new(per_stripe),
                     cache: RecordCache::new(config.record_cache_bytes / slots),
+                    cache_hits: 0,
+                    cache_misses: 0,
                     pinned: None,
                 })
             })
@@ -288,7 +293,13 @@ impl<E: KvEngine> Store<E> {
     /// corrupted one counts as absent (it is overwritten by the next write),
     /// as in the original.
     fn read(&self, stripe: &mut Stripe, key: &[u8]) -> Result<Option<Record>, StorageError> {
-        let raw: Arc<[u8]> = match stripe.cache.get(key) {
+        let cached = stripe.cache.get(key);
+        if cached.is_some() {
+            stripe.cache_hits += 1;
+        } else {
+            stripe.cache_misses += 1;
+        }
+        let raw: Arc<[u8]> = match cached {
             Some(raw) => raw,
             None => match self.engine.get(key)? {
                 None => return Ok(None),
@@ -835,6 +846,19 @@ impl<E: KvEngine> Store<E> {
     /// Records stored, including expired ones not yet purged (`curr_items`).
     pub fn count(&self) -> u64 {
         self.items.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Reads the record cache answered and did not answer, so far.
+    pub fn record_cache_stats(&self) -> (u64, u64) {
+        self.stripes.iter().fold((0, 0), |(h, m), s| {
+            let s = s.lock().unwrap_or_else(|e| e.into_inner());
+            (h + s.cache_hits, m + s.cache_misses)
+        })
+    }
+
+    /// The engine's figures (sizes, block cache, stalls).
+    pub fn engine_stats(&self) -> EngineStats {
+        self.engine.stats()
     }
 
     /// Bytes used by the database (`bytes`).
