@@ -183,7 +183,8 @@ ok "lintian: no errors ($(grep -c '^W: ' "$work/lintian.log" || true) warnings)"
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/flarei ./usr/bin/flared ./etc/flarei.conf ./etc/flared.conf ./etc/default/flare \
     ./etc/init.d/flare ./lib/systemd/system/flarei.service ./lib/systemd/system/flared.service \
-    ./lib/systemd/system/flare.service; do
+    ./lib/systemd/system/flare.service ./usr/share/doc/flare/examples/prometheus.yml \
+    ./usr/share/doc/flare/examples/flare-alerts.yml ./usr/share/doc/flare/examples/flare-dashboard.json; do
     grep -q " $f\$" <<<"$contents" || die "$f missing from the package"
 done
 mkdir -p "$work/control"

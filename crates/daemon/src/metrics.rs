@@ -485,6 +485,41 @@ mod tests {
     }
 
     #[test]
+    fn naming_rules_catch_bad_names() {
+        let docs = "`flare_things_total` `flare_requests_total` `flare_latency_seconds`";
+        assert_eq!(check_names(&fixed(), docs), Vec::<String>::new());
+        let problems = check_names(&fixed(), "`flare_things_total`");
+        assert_eq!(
+            problems,
+            vec![
+                "flare_requests_total is not documented".to_string(),
+                "flare_latency_seconds is not documented".to_string()
+            ]
+        );
+        #[derive(Debug)]
+        struct Clash;
+        impl Collector for Clash {
+            fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+                let mut f = Families::new(encoder);
+                f.gauge("conns", "Open.", 1.0)?;
+                f.counter("conns", "Accepted.", 1)?;
+                f.gauge("BadName", "Bad.", 1.0)
+            }
+        }
+        let mut r = registry();
+        r.register_collector(Box::new(Clash));
+        let problems = check_names(&r, "`flare_conns` `flare_conns_total` `flare_BadName`");
+        assert!(
+            problems.contains(&"OpenMetrics: flare_conns twice".to_string()),
+            "{problems:?}"
+        );
+        assert!(
+            problems.contains(&"0.0.4: flare_BadName is not flare_ and snake case".to_string()),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn histogram_counts_and_sum() {
         let h = Histogram::default();
         for ms in [1, 2, 3] {
@@ -493,4 +528,51 @@ mod tests {
         assert_eq!(h.count(), 3);
         assert_eq!(h.sum_ns.load(Ordering::Relaxed), 6_000_000);
     }
+}
+
+/// Naming rules every family of a registry must follow (used by both
+/// daemons' tests): `flare_` and lower-case snake case, counters in
+/// `_total`, histograms in `_seconds`, every family once in both formats,
+/// and each named in `docs` (the "Monitoring" section of USAGE.md).
+/// Returns the problems found.
+pub fn check_names(registry: &Registry, docs: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (accept, what) in [
+        ("", "0.0.4"),
+        ("application/openmetrics-text", "OpenMetrics"),
+    ] {
+        let (_, body) = render(registry, accept);
+        let mut seen = std::collections::HashSet::new();
+        for line in body.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let mut parts = rest.split(' ');
+            let (name, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            if !seen.insert(name.to_string()) {
+                problems.push(format!("{what}: {name} twice"));
+            }
+            let snake = name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !name.starts_with("flare_") || !snake {
+                problems.push(format!("{what}: {name} is not flare_ and snake case"));
+            }
+            if what == "0.0.4" {
+                if (kind == "counter") != name.ends_with("_total") {
+                    problems.push(format!("{name} ({kind}): _total is for counters only"));
+                }
+                if kind == "histogram" && !name.ends_with("_seconds") {
+                    problems.push(format!("{name}: a histogram not in seconds"));
+                }
+                if !docs.contains(&format!("`{name}`")) {
+                    problems.push(format!("{name} is not documented"));
+                }
+            }
+        }
+        if seen.is_empty() {
+            problems.push(format!("{what}: no metric at all"));
+        }
+    }
+    problems
 }

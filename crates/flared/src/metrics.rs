@@ -290,3 +290,48 @@ fn reconstruction(node: &Node, f: &mut Families) -> Result<(), std::fmt::Error> 
         &states,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flare_cluster::{HashAlgorithm, ModularTable};
+    use flare_storage::{memory::MemoryEngine, DynEngine, Store, StoreConfig};
+
+    /// A standalone node on the memory engine.
+    fn node() -> Arc<Node> {
+        let dir = std::env::temp_dir();
+        let mut s = flare_daemon::Settings::new(crate::SPECS);
+        s.set("data-dir", &dir.display().to_string())
+            .expect("data-dir");
+        s.set("server-name", "127.0.0.1").expect("server-name");
+        let config = crate::NodeConfig::from_settings(s).expect("config");
+        let store = Store::open(
+            Box::new(MemoryEngine::default()) as DynEngine,
+            StoreConfig::default(),
+        )
+        .expect("store");
+        let topology = crate::topology::Topology::standalone(
+            "127.0.0.1",
+            12121,
+            Arc::new(ModularTable::default()),
+            HashAlgorithm::Simple,
+        );
+        Arc::new(Node::new(config, store, topology))
+    }
+
+    #[tokio::test]
+    async fn names_follow_the_conventions_and_are_documented() {
+        let node = node();
+        // every family with samples: a request, a replication destination
+        // and a forwarding peer (nothing listens on port 1)
+        node.counters.requests.count(0, 0);
+        let dest = "127.0.0.1:1".to_string();
+        let (room, _) = node.replicator.reserve(&[dest.clone()], &[], b"k", 1).await;
+        assert_eq!(room.len(), 1);
+        drop(room);
+        let _ = node.peers.pipe(&dest, 0);
+        let docs = include_str!("../../../USAGE.md");
+        let problems = flare_daemon::metrics::check_names(&registry(&node), docs);
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+}

@@ -116,3 +116,35 @@ impl Collector for IndexCollector {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn names_follow_the_conventions_and_are_documented() {
+        let dir = std::env::temp_dir();
+        let mut s = flare_daemon::Settings::new(crate::SPECS);
+        s.set("data-dir", &dir.display().to_string())
+            .expect("data-dir");
+        let config = crate::IndexConfig::from_settings(s).expect("config");
+        // one node (nothing listens on port 1), so that the per-node
+        // families have a sample
+        let node = flare_proto::node::NodeLine {
+            name: "127.0.0.1".to_string(),
+            port: 1,
+            role: Role::Proxy,
+            state: State::Active,
+            partition: -1,
+            balance: 0,
+            thread_type: 16,
+        };
+        let map = crate::NodeMap::from_parts(vec![node], 1, 17);
+        let index = Index::new(config, map);
+        index.start_agents();
+        let docs = include_str!("../../../USAGE.md");
+        let problems = flare_daemon::metrics::check_names(&registry(&index), docs);
+        index.stop_agents().await;
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+}
