@@ -151,18 +151,18 @@ later_than() { awk -v a="$(now)" -v b="$1" 'BEGIN { exit !(a >= b) }'; }
 # wait_for WHAT SECONDS COMMAND...: poll COMMAND every 0.2 s until it succeeds;
 # fail after SECONDS.
 wait_for() {
-    local what=$1 deadline
-    deadline=$(awk -v t="$(now)" -v l="$2" 'BEGIN { printf "%.3f", t + l }')
+    local what=$1 limit=$2 deadline
+    deadline=$(awk -v t="$(now)" -v l="$limit" 'BEGIN { printf "%.3f", t + l }')
     shift 2
-    until "$@" 2>/dev/null; do
-        later_than "$deadline" && die "timed out after $2 s waiting for $what"
+    until "$@"; do
+        later_than "$deadline" && die "timed out after $limit s waiting for $what"
         sleep 0.2
     done
 }
 
-# port_open PID PORT: the process is alive and PORT accepts connections
+# port_open PID PORT: PORT accepts connections (fails for good if PID exited)
 port_open() {
-    kill -0 "$1" 2>/dev/null || die "process $1 exited (see the logs)"
+    kill -0 "$1" 2>/dev/null || die "process $1 exited (see its log)"
     (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null
 }
 
@@ -170,7 +170,7 @@ port_open() {
 # without CRs: one line, or every line up to LAST (each line waited for 5 s).
 ask() {
     local fd line
-    exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
+    { exec {fd}<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
     printf '%s\r\n' "$2" >&"$fd"
     while IFS= read -r -t 5 line <&"$fd"; do
         line=${line%$'\r'}
@@ -195,6 +195,9 @@ node_field() {
     ask "$IPORT" "stats nodes" END | awk -v k="127.0.0.1:$1:$2" '$1 == "STAT" && $2 == k {print $3}'
 }
 node_is() { [ "$(node_field "$1" role)/$(node_field "$1" state)" = "$2" ]; }
+node_down() { [ "$(node_field "$1" state)" = down ]; }
+# proxy_stores PORT: a set through node PORT is STORED
+proxy_stores() { [ "$(ask "$1" $'set demo:ready 0 0 1\r\n1')" = STORED ]; }
 
 # stat_of PORT NAME: a value of a node's `stats`
 stat_of() { ask "$1" stats END | awk -v n="$2" '$1 == "STAT" && $2 == n {print $3}'; }
@@ -319,8 +322,7 @@ wait_for "node 1 to be the active master" 30 node_is "${PORT[1]}" master/active
 wait_for "node 2 to be an active slave" 60 node_is "${PORT[2]}" slave/active
 # reads through the proxy go to the master and the slave, 1:1
 index "node role 127.0.0.1 ${PORT[2]} slave 1"
-wait_for "node 3 (proxy) to take the master's writes" 30 \
-    eval "[ \"\$(ask ${PORT[3]} \$'set demo:ready 0 0 1\\r\\n1')\" = STORED ]"
+wait_for "node 3 (proxy) to take writes" 30 proxy_stores "${PORT[3]}"
 
 # ---- Prometheus --------------------------------------------------------------
 mkdir -p "$WORK/prometheus/data"
@@ -350,14 +352,14 @@ if command -v promtool >/dev/null; then
 fi
 "$PROMETHEUS" --config.file="$WORK/prometheus/prometheus.yml" --storage.tsdb.path="$WORK/prometheus/data" \
     --web.listen-address="127.0.0.1:$PPORT" </dev/null >"$WORK/prometheus.log" 2>&1 &
-PPID_=$!
-PIDS+=("$PPID_")
-wait_for "Prometheus on port $PPORT" 60 port_open "$PPID_" "$PPORT"
+PROM_PID=$!
+PIDS+=("$PROM_PID")
+wait_for "Prometheus on port $PPORT" 60 port_open "$PROM_PID" "$PPORT"
 wait_for "Prometheus to be ready" 60 curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$PPORT/-/ready"
-wait_for "Prometheus' first scrape of the index and three nodes" 30 \
-    eval '[ "$(prom_query "count(up{job=~\"flare.*\"} == 1)")" = 4 ]'
+scraped_all() { [ "$(prom_query 'count(up{job=~"flare.*"} == 1)')" = 4 ]; }
+wait_for "Prometheus' first scrape of the index and three nodes" 30 scraped_all
 rules=$(curl -sf --max-time 5 "http://127.0.0.1:$PPORT/api/v1/rules" | jq '[.data.groups[].rules[]] | length')
-log "Prometheus: pid $PPID_, http://127.0.0.1:$PPORT ($rules alerting rules loaded)"
+log "Prometheus: pid $PROM_PID, http://127.0.0.1:$PPORT ($rules alerting rules loaded)"
 
 # ---- the load, on a schedule -------------------------------------------------
 W0=$(now)
@@ -405,8 +407,7 @@ node_is "${PORT[4]}" slave/active || log "node 4 is $(node_field "${PORT[4]}" ro
 
 # node 1 comes back (as a proxy: it was replaced) and becomes a slave again
 sleep_until 0.75
-wait_for "the index to mark node 1 down" 30 node_is "${PORT[1]}" master/down ||
-    true
+wait_for "the index to mark node 1 down" 30 node_down "${PORT[1]}"
 start_flared 1
 index "node role 127.0.0.1 ${PORT[1]} slave 0 0"
 end_load
@@ -418,8 +419,8 @@ end_load
 # ---- the picture ---------------------------------------------------------------
 END_T=$(at 1.0)
 # the samples of the window's end: one scrape after it
-wait_for "a scrape after the window's end" 30 \
-    eval '[ "$(prom_query "timestamp(up{job=\"flare-index\"}) >= $END_T")" != "" ]'
+scraped_after() { [ -n "$(prom_query "timestamp(up{job=\"flare-index\"}) >= $1")" ]; }
+wait_for "a scrape after the window's end" 30 scraped_after "$END_T"
 log "states at the end: $(for n in 1 2 3 4; do printf 'node%s %s/%s  ' "$n" "$(node_field "${PORT[n]}" role)" "$(node_field "${PORT[n]}" state)"; done)"
 firing=$(curl -sf --max-time 5 "http://127.0.0.1:$PPORT/api/v1/alerts" |
     jq -r '[.data.alerts[] | "\(.labels.alertname)(\(.state))"] | unique | join(", ")')

@@ -382,6 +382,53 @@ pub fn registry() -> Registry {
     Registry::with_prefix("flare")
 }
 
+/// Naming rules every family of a registry must follow (used by both
+/// daemons' tests): `flare_` and lower-case snake case, counters in
+/// `_total`, histograms in `_seconds`, every family once in both formats,
+/// and each named in `docs` (the "Monitoring" section of USAGE.md).
+/// Returns the problems found.
+pub fn check_names(registry: &Registry, docs: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (accept, what) in [
+        ("", "0.0.4"),
+        ("application/openmetrics-text", "OpenMetrics"),
+    ] {
+        let (_, body) = render(registry, accept);
+        let mut seen = std::collections::HashSet::new();
+        for line in body.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let mut parts = rest.split(' ');
+            let (name, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            if !seen.insert(name.to_string()) {
+                problems.push(format!("{what}: {name} twice"));
+            }
+            let snake = name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !name.starts_with("flare_") || !snake {
+                problems.push(format!("{what}: {name} is not flare_ and snake case"));
+            }
+            if what == "0.0.4" {
+                if (kind == "counter") != name.ends_with("_total") {
+                    problems.push(format!("{name} ({kind}): _total is for counters only"));
+                }
+                if kind == "histogram" && !name.ends_with("_seconds") {
+                    problems.push(format!("{name}: a histogram not in seconds"));
+                }
+                if !docs.contains(&format!("`{name}`")) {
+                    problems.push(format!("{name} is not documented"));
+                }
+            }
+        }
+        if seen.is_empty() {
+            problems.push(format!("{what}: no metric at all"));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,51 +575,4 @@ mod tests {
         assert_eq!(h.count(), 3);
         assert_eq!(h.sum_ns.load(Ordering::Relaxed), 6_000_000);
     }
-}
-
-/// Naming rules every family of a registry must follow (used by both
-/// daemons' tests): `flare_` and lower-case snake case, counters in
-/// `_total`, histograms in `_seconds`, every family once in both formats,
-/// and each named in `docs` (the "Monitoring" section of USAGE.md).
-/// Returns the problems found.
-pub fn check_names(registry: &Registry, docs: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (accept, what) in [
-        ("", "0.0.4"),
-        ("application/openmetrics-text", "OpenMetrics"),
-    ] {
-        let (_, body) = render(registry, accept);
-        let mut seen = std::collections::HashSet::new();
-        for line in body.lines() {
-            let Some(rest) = line.strip_prefix("# TYPE ") else {
-                continue;
-            };
-            let mut parts = rest.split(' ');
-            let (name, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            if !seen.insert(name.to_string()) {
-                problems.push(format!("{what}: {name} twice"));
-            }
-            let snake = name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if !name.starts_with("flare_") || !snake {
-                problems.push(format!("{what}: {name} is not flare_ and snake case"));
-            }
-            if what == "0.0.4" {
-                if (kind == "counter") != name.ends_with("_total") {
-                    problems.push(format!("{name} ({kind}): _total is for counters only"));
-                }
-                if kind == "histogram" && !name.ends_with("_seconds") {
-                    problems.push(format!("{name}: a histogram not in seconds"));
-                }
-                if !docs.contains(&format!("`{name}`")) {
-                    problems.push(format!("{name} is not documented"));
-                }
-            }
-        }
-        if seen.is_empty() {
-            problems.push(format!("{what}: no metric at all"));
-        }
-    }
-    problems
 }
