@@ -326,7 +326,10 @@ mod tests {
         // and a forwarding peer (nothing listens on port 1)
         node.counters.requests.count(0, 0);
         let dest = "127.0.0.1:1".to_string();
-        let (room, _) = node.replicator.reserve(&[dest.clone()], &[], b"k", 1).await;
+        let (room, _) = node
+            .replicator
+            .reserve(std::slice::from_ref(&dest), &[], b"k", 1)
+            .await;
         assert_eq!(room.len(), 1);
         drop(room);
         let _ = node.peers.pipe(&dest, 0);
