@@ -18,16 +18,22 @@
 #   0.22 - 0.42  mostly gets (zipf) through the proxy; the slave takes reads
 #   0.40         a 4th flared starts and becomes a second slave: it copies the
 #                partition at a limited rate (the reconstruction panels)
-#   0.42 - 0.85  a mixed load through the proxy, with misses (keys never set)
+#   0.42 - 0.85  a mixed load through the proxy on a larger key range: misses
+#                at first, fewer as the sets fill it
 #   0.67         kill -9 of the master: the index fails over to node 2
-#   0.75         node 1 is started again (a proxy) and made a slave again
+#   0.75         node 1 is started again (a proxy: it was replaced) and made
+#                a slave again: a second copy
 #   0.85 - 1     gets and sets on the new master directly
 #
 # Then the dashboard is rendered for that window and the path of the PNG is
-# printed. Everything listens on 127.0.0.1, on free ports in 20000-32000; the
-# data, configuration files and logs are in a `mktemp -d` directory, removed
-# at the end (KEEP_WORK=1 keeps it). Every process started here is stopped
-# on exit, failure or interruption, by its pid.
+# printed. Everything listens on 127.0.0.1, in a block of free ports in
+# 20000-32000: flarei on <block>20, node N on <block>2N, their metrics on
+# <block>40 and <block>4N, Prometheus on <block>90. Prometheus labels each
+# target with the daemon's own address (instance="127.0.0.1:<block>2N", as
+# the slave, peer and node labels name the nodes). The data, configuration
+# files and logs are in a `mktemp -d` directory, removed at the end
+# (KEEP_WORK=1 keeps it). Every process started here is stopped on exit,
+# failure or interruption, by its pid.
 #
 # Environment (defaults):
 #   DEMO_MINUTES (6)     length of the window (at least 2)
@@ -57,9 +63,9 @@ KEEP_WORK=${KEEP_WORK:-0}
 ALERTS=$ROOT/etc/prometheus/flare-alerts.yml
 SCRAPE=2 # seconds
 
-KEYS=30000     # preloaded keys
-MISS_KEYS=45000 # key range of the load with misses (a third never set)
-SIZE=100       # value bytes
+KEYS=30000       # preloaded keys
+MISS_KEYS=200000 # key range of the load with misses: most are not set yet
+SIZE=100         # value bytes
 
 log() { echo "dashboard-demo: $(date +%H:%M:%S) $*" >&2; }
 die() {
@@ -98,19 +104,19 @@ cleanup() {
     STATUS=$?
     trap - EXIT INT TERM
     local pid i
-    # newest first: the load, then Prometheus and the nodes, the index last
+    # newest first, one at a time: the load, Prometheus, the nodes (which
+    # tell the index they stop), the index last
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        kill -TERM "${PIDS[i]}" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
-        for _ in $(seq 100); do # at most 10 s each
+        pid=${PIDS[i]}
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do # at most 10 s each, then SIGKILL
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    if [ "$STATUS" != 0 ]; then
+    if [ "$STATUS" != 0 ] && [ "$STATUS" != 130 ] && [ "$STATUS" != 143 ]; then # not on ^C
         for f in "$WORK"/*.log; do
             [ -s "$f" ] || continue
             echo "---- last lines of $(basename "$f")" >&2
@@ -129,19 +135,26 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- helpers ----------------------------------------------------------------
-USED_PORTS=" "
-free_port() {
-    local p
-    for _ in $(seq 500); do
-        p=$((20000 + RANDOM % 12001))
-        case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Htan "sport = :$p")" ]; then
-            USED_PORTS="$USED_PORTS$p "
-            echo "$p"
+# pick_ports: a block of 100 ports in 20000-31999 whose ports 20-24, 40-44
+# and 90 are free: the index on <block>20 and node N on <block>2N (as 12120
+# and 12121), their metrics on <block>40 and <block>4N, Prometheus on <block>90
+pick_ports() {
+    local base p busy
+    for _ in $(seq 200); do
+        base=$(((200 + RANDOM % 120) * 100))
+        busy=0
+        for p in 20 21 22 23 24 40 41 42 43 44 90; do
+            if [ -n "$(ss -Htan "sport = :$((base + p))")" ]; then
+                busy=1
+                break
+            fi
+        done
+        if [ $busy = 0 ]; then
+            echo "$base"
             return 0
         fi
     done
-    die "no free port found in 20000-32000"
+    die "no block of free ports found in 20000-32000"
 }
 
 now() { date +%s.%N; }
@@ -202,6 +215,12 @@ proxy_stores() { [ "$(ask "$1" $'set demo:ready 0 0 1\r\n1')" = STORED ]; }
 # stat_of PORT NAME: a value of a node's `stats`
 stat_of() { ask "$1" stats END | awk -v n="$2" '$1 == "STAT" && $2 == n {print $3}'; }
 
+# copy_rate RECORDS: the reconstruction-bwlimit (KiB/s) that copies RECORDS
+# in about 8 % of the window (a record in a dump is about 150 bytes)
+copy_rate() {
+    awk -v n="$1" -v d="$WINDOW" 'BEGIN { v = int(n * 150 / 1024 / (0.08 * d)); print (v < 1 ? 1 : v) }'
+}
+
 # write_conf NAME LINES...: $WORK/NAME.conf, one line per argument
 write_conf() {
     local name=$1
@@ -227,14 +246,16 @@ prom_query() {
         jq -r '.data.result[0].value[1] // empty'
 }
 
-# write the file_sd targets of the nodes started so far (atomically)
+# write the file_sd targets of the nodes started so far (atomically); their
+# instance label is the node's name in the cluster (127.0.0.1:<server-port>),
+# as in the slave, peer and node labels, rather than the metrics address
 write_node_targets() {
     local n list=()
     for n in "${!NODE_PID[@]}"; do
-        list+=("\"127.0.0.1:${MPORT[n]}\"")
+        list+=("{\"targets\": [\"127.0.0.1:${MPORT[n]}\"], \"labels\": {\"instance\": \"127.0.0.1:${PORT[n]}\"}}")
     done
     local IFS=,
-    printf '[{"targets": [%s]}]\n' "${list[*]}" >"$WORK/prometheus/nodes.json.tmp"
+    printf '[%s]\n' "${list[*]}" >"$WORK/prometheus/nodes.json.tmp"
     mv "$WORK/prometheus/nodes.json.tmp" "$WORK/prometheus/nodes.json"
 }
 
@@ -276,13 +297,14 @@ end_load() {
 }
 
 # ---- the cluster -------------------------------------------------------------
-IPORT=$(free_port)
-IMPORT=$(free_port)
-PPORT=$(free_port)
+BASE=$(pick_ports)
+IPORT=$((BASE + 20))
+IMPORT=$((BASE + 40))
+PPORT=$((BASE + 90))
 declare -a PORT MPORT NODE_PID
 for n in 1 2 3 4; do
-    PORT[n]=$(free_port)
-    MPORT[n]=$(free_port)
+    PORT[n]=$((BASE + 20 + n))
+    MPORT[n]=$((BASE + 40 + n))
 done
 NODE_PID=()
 log "work directory $WORK"
@@ -316,6 +338,12 @@ for n in 1 2 3 4; do
 done
 for n in 1 2 3; do start_flared "$n"; done
 
+# A client that writes before the cluster has a master gets an error. (This
+# also makes the proxy export its set/server_error counter before the
+# failover: flared exports a command/outcome pair only once it is nonzero,
+# and rate() cannot see the increase that a series' first sample holds.)
+reply=$(ask "${PORT[3]}" $'set demo:early 0 0 1\r\n1')
+log "a set through the proxy before there is a master: $reply"
 index "node role 127.0.0.1 ${PORT[1]} master 1 0"
 index "node role 127.0.0.1 ${PORT[2]} slave 1 0"
 wait_for "node 1 to be the active master" 30 node_is "${PORT[1]}" master/active
@@ -340,6 +368,8 @@ scrape_configs:
   - job_name: flare-index
     static_configs:
       - targets: ["127.0.0.1:$IMPORT"]
+        labels:
+          instance: "127.0.0.1:$IPORT"
   - job_name: flare-nodes
     file_sd_configs:
       - files: ["$WORK/prometheus/nodes.json"]
@@ -383,8 +413,7 @@ end_load
 load proxy-gets 0.42 "${PORT[3]}" -k "$KEYS" --get-ratio 0.95 --dist zipf -c 12
 sleep_until 0.40
 items=$(stat_of "${PORT[1]}" curr_items)
-# a record in a dump is about 150 bytes: copy in ~8 % of the window
-bwlimit=$(awk -v n="${items:-$KEYS}" -v d="$WINDOW" 'BEGIN { v = int(n * 150 / 1024 / (0.08 * d)); print (v < 1 ? 1 : v) }')
+bwlimit=$(copy_rate "${items:-$KEYS}")
 echo "reconstruction-bwlimit = $bwlimit" >>"$WORK/node4.conf"
 start_flared 4
 write_node_targets
@@ -392,9 +421,10 @@ index "node role 127.0.0.1 ${PORT[4]} slave 1 0"
 log "node 4 copies ${items:-?} records at $bwlimit KiB/s"
 end_load
 
-# 3. a mixed load through the proxy, a third of the keys never set (misses);
-#    at two thirds the master is killed: the index promotes node 2
-load proxy-mixed 0.85 "${PORT[3]}" -k "$MISS_KEYS" --get-ratio 0.8 --allow-miss -c 8
+# 3. a mixed load through the proxy over a larger key range, at first mostly
+#    misses: the hit ratio climbs as the sets fill it; at two thirds the
+#    master is killed and the index promotes node 2
+load proxy-mixed 0.85 "${PORT[3]}" -k "$MISS_KEYS" --get-ratio 0.9 --allow-miss -c 8
 sleep_until 0.667
 log "kill -9 of the master (node 1, pid ${NODE_PID[1]})"
 kill -KILL "${NODE_PID[1]}"
@@ -408,12 +438,16 @@ node_is "${PORT[4]}" slave/active || log "node 4 is $(node_field "${PORT[4]}" ro
 # node 1 comes back (as a proxy: it was replaced) and becomes a slave again
 sleep_until 0.75
 wait_for "the index to mark node 1 down" 30 node_down "${PORT[1]}"
+items=$(stat_of "${PORT[2]}" curr_items)
+bwlimit=$(copy_rate "${items:-$MISS_KEYS}")
+echo "reconstruction-bwlimit = $bwlimit" >>"$WORK/node1.conf"
 start_flared 1
 index "node role 127.0.0.1 ${PORT[1]} slave 0 0"
+log "node 1 copies ${items:-?} records at $bwlimit KiB/s"
 end_load
 
 # 4. gets and sets on the new master directly
-load new-master 1.0 "${PORT[2]}" -k "$MISS_KEYS" --get-ratio 0.7 --allow-miss -c 6
+load new-master 1.0 "${PORT[2]}" -k "$MISS_KEYS" --get-ratio 0.8 --allow-miss -c 6
 end_load
 
 # ---- the picture ---------------------------------------------------------------

@@ -573,6 +573,11 @@ def render(collected, out_path, width_px, title, subtitle, start, end, use_utc, 
     t1 = datetime.datetime.fromtimestamp(end, tz)
     span = end - start
     date_fmt = "%H:%M" if span <= 86400 else "%m-%d %H:%M"
+    # Every panel uses the same locator: with ticks less than a minute apart
+    # (windows of up to about 3.5 minutes), "%H:%M" would repeat labels.
+    ticks = mdates.AutoDateLocator(minticks=3, maxticks=7, tz=tz).tick_values(t0, t1)
+    if len(ticks) > 1 and (ticks[1] - ticks[0]) * 86400 < 59.5:
+        date_fmt = "%H:%M:%S"
 
     for entry, results in collected:
         panel = entry["panel"]

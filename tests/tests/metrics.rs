@@ -67,7 +67,8 @@ fn metrics_conf(port: u16) -> String {
 #[test]
 fn a_nodes_metrics_move_with_its_traffic() {
     let mport = free_port();
-    let node = Flared::start_with(&metrics_conf(mport), &[]);
+    let conf = format!("{}max-item-size = 1000\n", metrics_conf(mport));
+    let node = Flared::start_with(&conf, &[]);
     let before = scrape(mport);
     assert_eq!(value(&before, "flare_storage_items"), 0.0);
     let mut c = node.connect();
@@ -88,6 +89,11 @@ fn a_nodes_metrics_move_with_its_traffic() {
     c.expect(b"incr n 2\r\n", b"7\r\n");
     c.expect(b"bogus\r\n", b"ERROR\r\n");
     c.expect(b"mg a v\r\n", b"VA 1\r\nx\r\n");
+    // answered by the connection loop, not a command: counted as `other`
+    let mut big = b"set big 0 0 2000\r\n".to_vec();
+    big.extend_from_slice(&[b'x'; 2000]);
+    big.extend_from_slice(b"\r\n");
+    c.expect(&big, b"SERVER_ERROR object too large for cache\r\n");
     let after = scrape(mport);
 
     let req = |cmd: &str, outcome: &str| {
@@ -107,6 +113,16 @@ fn a_nodes_metrics_move_with_its_traffic() {
     assert_eq!(req("incr", "ok"), 1.0);
     assert_eq!(req("other", "error"), 1.0);
     assert_eq!(req("mg", "hit"), 1.0);
+    assert_eq!(req("other", "server_error"), 1.0);
+    // a command seen has its error series, at 0, before any error
+    assert_eq!(
+        after.get("flare_requests_total{command=\"set\",outcome=\"server_error\"}"),
+        Some(&0.0)
+    );
+    assert_eq!(
+        after.get("flare_requests_total{command=\"touch\",outcome=\"server_error\"}"),
+        None
+    );
     let keys = |o: &str| {
         delta(
             &before,

@@ -39,6 +39,13 @@ impl Service for Node {
         add(&self.counters.bytes_written, n as u64);
     }
 
+    fn count_unexecuted(&self, reply: &[u8]) {
+        let other = crate::stats::command_index("other");
+        self.counters
+            .requests
+            .count(other, crate::stats::outcome_index(other, Some(reply)));
+    }
+
     fn execute<'a>(
         this: &'a Arc<Self>,
         slot: &'a Arc<Slot>,

@@ -35,7 +35,8 @@ const RECORD_OVERHEAD: u64 = 28;
 
 /// Register with the index (or take the standalone view), build the node
 /// over `store`, and serve `tcp` (and `unix`) until `stop` turns true; then
-/// drain and tell the index (see [`server::run`]). Returns the node and the
+/// drain and tell the index (see [`server::run`]). `metrics`: the bound
+/// metrics endpoint (`metrics-port`), if any. Returns the node and the
 /// server task; the task ends when the server has stopped.
 pub async fn start(
     config: NodeConfig,
@@ -43,6 +44,7 @@ pub async fn start(
     log: Option<flare_daemon::LogHandle>,
     tcp: TcpListener,
     unix: Option<UnixListener>,
+    metrics: Option<TcpListener>,
     stop: watch::Receiver<bool>,
 ) -> Result<(Arc<Node>, tokio::task::JoinHandle<()>), String> {
     // the TLS port (tls-port), before registering: a node that cannot
@@ -50,11 +52,6 @@ pub async fn start(
     let tls = match config.tls_port {
         0 => None,
         port => Some(server::bind_tcp(port, config.back_log).map_err(|e| e.to_string())?),
-    };
-    // the metrics endpoint (metrics-port), also before registering
-    let metrics = match config.metrics {
-        Some(addr) => Some(flare_daemon::metrics::bind(addr).map_err(|e| e.to_string())?),
-        None => None,
     };
     let topology = cluster_topology(&config).await?;
     let mut node = Node::new(config, store, topology);

@@ -63,6 +63,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: NodeConfig, pid_path: PathBuf, log: flare_daemon::LogHandle) -> ExitCode {
+    // the metrics endpoint (metrics-port) before the server port: once a
+    // client can connect to the server port, it can scrape too
+    let metrics = match config.metrics {
+        Some(addr) => match flare_daemon::metrics::bind(addr) {
+            Ok(l) => Some(l),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
     let tcp = match server::bind_tcp(config.server_port, config.back_log) {
         Ok(l) => l,
         Err(e) => return fail(e),
@@ -97,10 +106,11 @@ async fn run(config: NodeConfig, pid_path: PathBuf, log: flare_daemon::LogHandle
         Err(e) => return fail(e),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (node, server) = match flared::start(config, store, Some(log), tcp, unix, stop_rx).await {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
+    let (node, server) =
+        match flared::start(config, store, Some(log), tcp, unix, metrics, stop_rx).await {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
     let pidfile = match PidFile::write(&pid_path) {
         Ok(p) => p,
         Err(e) => return fail(e),

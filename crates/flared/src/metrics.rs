@@ -80,7 +80,7 @@ fn requests(node: &Node, f: &mut Families) -> Result<(), std::fmt::Error> {
     let c = &node.counters;
     let by: Vec<_> = c
         .requests
-        .nonzero()
+        .series()
         .into_iter()
         .map(|(command, outcome, n)| ([("command", command), ("outcome", outcome)], n))
         .collect();

@@ -173,13 +173,24 @@ impl RequestCounters {
         }
     }
 
-    /// Every (command, outcome, count) with a count above 0.
-    pub fn nonzero(&self) -> Vec<(&'static str, &'static str, u64)> {
+    /// The series to export: every (command, outcome, count) with a count
+    /// above 0, and for every command seen, its error outcomes also at 0
+    /// (so that the first error of a command is an increase `rate()`
+    /// sees, not a new series).
+    pub fn series(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let errors = [
+            outcome("client_error"),
+            outcome("server_error"),
+            outcome("error"),
+        ];
         let mut all = Vec::new();
         for (c, row) in self.counts.iter().enumerate() {
-            for (o, n) in row.iter().enumerate() {
-                let n = get(n);
-                if n > 0 {
+            let counts: Vec<u64> = row.iter().map(get).collect();
+            if counts.iter().all(|n| *n == 0) {
+                continue;
+            }
+            for (o, n) in counts.into_iter().enumerate() {
+                if n > 0 || errors.contains(&o) {
                     all.push((COMMANDS[c], OUTCOMES[o], n));
                 }
             }
@@ -282,6 +293,14 @@ mod tests {
         r.count(command_index("set"), outcome_index(2, Some(b"STORED\r\n")));
         r.count(command_index("set"), outcome_index(2, Some(b"STORED\r\n")));
         r.count(99, 0); // out of range: ignored
-        assert_eq!(r.nonzero(), vec![("set", "stored", 2)]);
+        assert_eq!(
+            r.series(),
+            vec![
+                ("set", "stored", 2),
+                ("set", "client_error", 0),
+                ("set", "server_error", 0),
+                ("set", "error", 0)
+            ]
+        );
     }
 }

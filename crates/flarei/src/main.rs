@@ -91,19 +91,19 @@ async fn run(config: IndexConfig, pid_path: PathBuf, log: LogHandle) -> ExitCode
     };
     index::log_partition_map(&map);
 
+    let metrics = match config.metrics {
+        Some(addr) => match flare_daemon::metrics::bind(addr) {
+            Ok(l) => Some(l),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
     let tcp = match server::bind_tcp(config.server_port) {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
     let unix = match &config.server_socket {
         Some(p) => match server::bind_unix(p) {
-            Ok(l) => Some(l),
-            Err(e) => return fail(e),
-        },
-        None => None,
-    };
-    let metrics = match config.metrics {
-        Some(addr) => match flare_daemon::metrics::bind(addr) {
             Ok(l) => Some(l),
             Err(e) => return fail(e),
         },

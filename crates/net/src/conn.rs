@@ -46,6 +46,9 @@ pub trait Service: Send + Sync + 'static {
     /// Count bytes read / written (for `stats`).
     fn count_read(&self, n: usize);
     fn count_written(&self, n: usize);
+    /// Count a request answered by the connection loop itself (a value
+    /// over the size limit, a line too long), with its `reply`.
+    fn count_unexecuted(&self, _reply: &[u8]) {}
     /// Execute one request; replies go to `out`. An associated function (not
     /// a method) so that the service can hand out clones of its `Arc`.
     fn execute<'a>(
@@ -249,6 +252,7 @@ where
                     }
                 }
                 Frame::TooLarge { skip: n } => {
+                    svc.count_unexecuted(reply::TOO_LARGE);
                     out.extend_from_slice(reply::TOO_LARGE);
                     skip = n;
                 }
@@ -257,6 +261,7 @@ where
                         "closing connection from {}: request line longer than {max_line} bytes",
                         slot.peer
                     );
+                    svc.count_unexecuted(reply::LINE_TOO_LONG);
                     out.extend_from_slice(reply::LINE_TOO_LONG);
                     close = true;
                     break;
@@ -280,6 +285,7 @@ where
                     }
                 }
                 Frame::BinaryTooLarge { ctx, skip: n } => {
+                    svc.count_unexecuted(reply::TOO_LARGE);
                     binary::put_error(&mut out, &ctx, binary::status::E2BIG, b"");
                     skip = n;
                 }

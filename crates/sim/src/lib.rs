@@ -482,7 +482,7 @@ impl Sim {
         let running = spawn_daemon(&m.name, &self.net, l, move |tcp, stop| async move {
             let store = Store::open(Box::new(disk) as DynEngine, StoreConfig::default())
                 .map_err(|e| e.to_string())?;
-            let (_node, task) = flared::start(config, store, None, tcp, None, stop).await?;
+            let (_node, task) = flared::start(config, store, None, tcp, None, None, stop).await?;
             Ok(task)
         });
         self.nodes[i].running = Some(running);
