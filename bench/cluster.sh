@@ -105,22 +105,6 @@ CLK_TCK=$(getconf CLK_TCK)
 
 
 
-# ask PORT REQUEST [LAST]: send REQUEST (CRLF appended) on a new connection and
-# print the reply without CRs: one line, or every line up to LAST. Each line
-# is waited for at most 5 s.
-ask() {
-    local fd line
-    exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
-    printf '%s\r\n' "$2" >&"$fd"
-    while IFS= read -r -t 5 line <&"$fd"; do
-        line=${line%$'\r'}
-        printf '%s\n' "$line"
-        [ -z "${3:-}" ] && break
-        [ "$line" = "$3" ] && break
-    done
-    exec {fd}>&-
-}
-
 # stat_of PORT NAME: a `stats` value (empty when absent).
 stat_of() {
     ask "$1" stats END 2>/dev/null | awk -v n="$2" '$1 == "STAT" && $2 == n {print $3}'

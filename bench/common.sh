@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Helpers shared by bench/compare.sh and bench/cluster.sh (sourced; each
-# script defines log and die first).
+# Helpers shared by bench/compare.sh, bench/cluster.sh and
+# scripts/dashboard-demo.sh (sourced; each script defines log and die first).
 
 USED_PORTS=" "
 
@@ -68,3 +68,19 @@ ratio() {
 }
 
 fmt_int() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
+
+# ask PORT REQUEST [LAST]: send REQUEST (CRLF appended) on a new connection and
+# print the reply without CRs: one line, or every line up to LAST. Each line
+# is waited for at most 5 s. Returns 1 when it cannot connect.
+ask() {
+    local fd line
+    { exec {fd}<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+    printf '%s\r\n' "$2" >&"$fd"
+    while IFS= read -r -t 5 line <&"$fd"; do
+        line=${line%$'\r'}
+        printf '%s\n' "$line"
+        [ -z "${3:-}" ] && break
+        [ "$line" = "$3" ] && break
+    done
+    exec {fd}>&-
+}

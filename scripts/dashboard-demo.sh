@@ -72,6 +72,9 @@ die() {
     log "error: $*"
     exit 1
 }
+# ask (and the bench scripts' other helpers)
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../bench/common.sh"
 
 # ---- checks before anything starts -----------------------------------------
 awk -v m="$DEMO_MINUTES" 'BEGIN { exit !(m ~ /^[0-9]+(\.[0-9]+)?$/ && m >= 2) }' ||
@@ -177,21 +180,6 @@ wait_for() {
 port_open() {
     kill -0 "$1" 2>/dev/null || die "process $1 exited (see its log)"
     (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null
-}
-
-# ask PORT REQUEST [LAST]: send REQUEST on a new connection, print the reply
-# without CRs: one line, or every line up to LAST (each line waited for 5 s).
-ask() {
-    local fd line
-    { exec {fd}<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
-    printf '%s\r\n' "$2" >&"$fd"
-    while IFS= read -r -t 5 line <&"$fd"; do
-        line=${line%$'\r'}
-        printf '%s\n' "$line"
-        [ -z "${3:-}" ] && break
-        [ "$line" = "$3" ] && break
-    done
-    exec {fd}>&-
 }
 
 # index COMMAND: send a command to flarei, which must answer OK
