@@ -153,24 +153,36 @@ pub fn outcome_index(command: usize, reply: Option<&[u8]>) -> usize {
     outcome(name)
 }
 
-/// Requests by command and outcome.
-pub struct RequestCounters {
-    counts: [[AtomicU64; OUTCOMES.len()]; COMMANDS.len()],
+/// One thread's counts by command and outcome.
+struct Matrix([[AtomicU64; OUTCOMES.len()]; COMMANDS.len()]);
+
+impl Default for Matrix {
+    fn default() -> Self {
+        Matrix(std::array::from_fn(|_| {
+            std::array::from_fn(|_| AtomicU64::new(0))
+        }))
+    }
 }
 
-impl Default for RequestCounters {
-    fn default() -> Self {
-        RequestCounters {
-            counts: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-        }
-    }
+/// Requests by command and outcome, counted per thread
+/// ([`flare_daemon::metrics::PerThread`]: no cache line shared between the
+/// cores serving requests).
+#[derive(Default)]
+pub struct RequestCounters {
+    counts: flare_daemon::metrics::PerThread<Matrix>,
 }
 
 impl RequestCounters {
     pub fn count(&self, command: usize, outcome: usize) {
-        if let Some(c) = self.counts.get(command).and_then(|r| r.get(outcome)) {
+        let local = self.counts.local();
+        if let Some(c) = local.0.get(command).and_then(|r| r.get(outcome)) {
             inc(c);
         }
+    }
+
+    /// The sum over threads of (command, outcome).
+    fn total(&self, command: usize, outcome: usize) -> u64 {
+        self.counts.all().map(|m| get(&m.0[command][outcome])).sum()
     }
 
     /// The series to export: every (command, outcome, count) with a count
@@ -184,14 +196,14 @@ impl RequestCounters {
             outcome("error"),
         ];
         let mut all = Vec::new();
-        for (c, row) in self.counts.iter().enumerate() {
-            let counts: Vec<u64> = row.iter().map(get).collect();
+        for (c, command) in COMMANDS.iter().enumerate() {
+            let counts: Vec<u64> = (0..OUTCOMES.len()).map(|o| self.total(c, o)).collect();
             if counts.iter().all(|n| *n == 0) {
                 continue;
             }
             for (o, n) in counts.into_iter().enumerate() {
                 if n > 0 || errors.contains(&o) {
-                    all.push((COMMANDS[c], OUTCOMES[o], n));
+                    all.push((*command, OUTCOMES[o], n));
                 }
             }
         }
