@@ -84,3 +84,20 @@ ask() {
     done
     exec {fd}>&-
 }
+
+# stop_all: SIGTERM to every pid in PIDS, then wait for each (bounded: 10 s
+# each), SIGKILL what is left.
+stop_all() {
+    local pid
+    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}

@@ -39,15 +39,7 @@ for c in memcached memcaslap jq curl; do command -v "$c" >/dev/null || die "$c n
 WORK=$(mktemp -d /tmp/metrics-overhead.XXXXXX)
 PIDS=()
 cleanup() {
-    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_all
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -550,21 +550,16 @@ fn a_real_prometheus_scrapes_the_cluster_and_promtool_is_clean() {
         TcpStream::connect(("127.0.0.1", prom_port)).is_ok()
             && query(prom_port, "up == 1").len() == 4
     };
-    let started = std::time::Instant::now();
-    while !up() {
-        if let Ok(Some(status)) = prom.try_wait() {
-            panic!("prometheus exited ({status}): {}", log());
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "prometheus did not scrape the 4 targets: {:?}\n{}",
-            TcpStream::connect(("127.0.0.1", prom_port))
-                .ok()
-                .map(|_| query(prom_port, "up")),
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(
+        "prometheus to scrape the 4 targets",
+        Duration::from_secs(90),
+        || {
+            if let Ok(Some(status)) = prom.try_wait() {
+                panic!("prometheus exited ({status}): {}", log());
+            }
+            up()
+        },
+    );
     // the proxy's 5 sets, executed by the master
     let stored = query(
         prom_port,
