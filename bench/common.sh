@@ -85,6 +85,17 @@ ask() {
     exec {fd}>&-
 }
 
+# reap PID: wait until PID (already signalled) exits (bounded: 10 s), then
+# SIGKILL it and collect it.
+reap() {
+    for _ in $(seq 100); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
 # stop_all: SIGTERM to every pid in PIDS, then wait for each (bounded: 10 s
 # each), SIGKILL what is left.
 stop_all() {
@@ -93,11 +104,6 @@ stop_all() {
         kill -TERM "$pid" 2>/dev/null || true
     done
     for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        reap "$pid"
     done
 }

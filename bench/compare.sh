@@ -86,12 +86,7 @@ trap 'exit 130' INT TERM
 stop_pid() {
     local keep=() p
     kill -TERM "$1" 2>/dev/null || true
-    for _ in $(seq 100); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
+    reap "$1"
     for p in "${PIDS[@]+"${PIDS[@]}"}"; do
         [ "$p" = "$1" ] || keep+=("$p")
     done

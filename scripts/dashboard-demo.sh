@@ -112,12 +112,7 @@ cleanup() {
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         pid=${PIDS[i]}
         kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do # at most 10 s each, then SIGKILL
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        reap "$pid" # at most 10 s each, then SIGKILL
     done
     if [ "$STATUS" != 0 ] && [ "$STATUS" != 130 ] && [ "$STATUS" != 143 ]; then # not on ^C
         for f in "$WORK"/*.log; do
