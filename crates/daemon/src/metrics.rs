@@ -116,7 +116,7 @@ pub fn render(registry: &Registry, accept: &str) -> (&'static str, String) {
 }
 
 /// Serve `/metrics` on `listener` until `stop` turns true.
-pub async fn serve(
+async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
     mut stop: watch::Receiver<bool>,
@@ -422,7 +422,7 @@ impl<'a> Families<'a> {
 
 /// `flare_build_info{version}` and `flare_start_time_seconds`, common to
 /// both daemons.
-pub fn process_families(f: &mut Families, started_at: i64) -> Result<(), std::fmt::Error> {
+fn process_families(f: &mut Families, started_at: i64) -> Result<(), std::fmt::Error> {
     f.gauges(
         "build_info",
         "The running flare-rs version (always 1).",
@@ -436,8 +436,67 @@ pub fn process_families(f: &mut Families, started_at: i64) -> Result<(), std::fm
 }
 
 /// A new registry with the `flare` prefix.
-pub fn registry() -> Registry {
+fn registry() -> Registry {
     Registry::with_prefix("flare")
+}
+
+/// A daemon's figures as a collector: `encode` writes them from the
+/// daemon's state `T` when scraped, after [`process_families`]. The state is
+/// held weakly: the endpoint does not keep a stopped daemon alive.
+pub struct Scrape<T> {
+    state: std::sync::Weak<T>,
+    started_at: fn(&T) -> i64,
+    encode: Encoder<T>,
+}
+
+/// What a [`Scrape`] calls to write a daemon's families.
+pub type Encoder<T> = fn(&T, &mut Families) -> Result<(), std::fmt::Error>;
+
+impl<T> Scrape<T> {
+    pub fn new(state: &Arc<T>, started_at: fn(&T) -> i64, encode: Encoder<T>) -> Self {
+        Scrape {
+            state: Arc::downgrade(state),
+            started_at,
+            encode,
+        }
+    }
+
+    /// A registry with this collector.
+    pub fn registry(self) -> Registry
+    where
+        T: Send + Sync + 'static,
+    {
+        let mut r = registry();
+        r.register_collector(Box::new(self));
+        r
+    }
+}
+
+impl<T> std::fmt::Debug for Scrape<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scrape")
+    }
+}
+
+impl<T: Send + Sync + 'static> prometheus_client::collector::Collector for Scrape<T> {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(state) = self.state.upgrade() else {
+            return Ok(());
+        };
+        let mut f = Families::new(encoder);
+        process_families(&mut f, (self.started_at)(&state))?;
+        (self.encode)(&state, &mut f)
+    }
+}
+
+/// Serve `scrape`'s registry on `listener` (the bound `metrics-port`) in
+/// the background until `stop` turns true.
+pub fn spawn<T: Send + Sync + 'static>(
+    listener: TcpListener,
+    scrape: Scrape<T>,
+    stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(serve(listener, Arc::new(scrape.registry()), stop));
 }
 
 /// Naming rules every family of a registry must follow (used by both

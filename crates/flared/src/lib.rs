@@ -58,12 +58,7 @@ pub async fn start(
     node.log = log;
     let node = Arc::new(node);
     if let Some(listener) = metrics {
-        let registry = Arc::new(metrics::registry(&node));
-        tokio::spawn(flare_daemon::metrics::serve(
-            listener,
-            registry,
-            stop.clone(),
-        ));
+        flare_daemon::metrics::spawn(listener, metrics::scrape(&node), stop.clone());
     }
     let task = tokio::spawn(server::run(
         Arc::clone(&node),

@@ -3,50 +3,25 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use flare_daemon::metrics::prometheus_client::collector::Collector;
-use flare_daemon::metrics::prometheus_client::encoding::DescriptorEncoder;
-use flare_daemon::metrics::prometheus_client::registry::Registry;
-use flare_daemon::metrics::Families;
+use flare_daemon::metrics::{Families, Scrape};
 
 use crate::node::Node;
 use crate::stats::{get, Class};
 
-/// The node's registry.
-pub fn registry(node: &Arc<Node>) -> Registry {
-    let mut r = flare_daemon::metrics::registry();
-    r.register_collector(Box::new(NodeCollector {
-        node: Arc::downgrade(node),
-    }));
-    r
+/// The node's figures, read when scraped.
+pub fn scrape(node: &Arc<Node>) -> Scrape<Node> {
+    Scrape::new(node, |n| n.started_at, encode)
 }
 
-struct NodeCollector {
-    /// Weak: the endpoint must not keep a stopped node alive.
-    node: Weak<Node>,
-}
-
-impl std::fmt::Debug for NodeCollector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NodeCollector")
-    }
-}
-
-impl Collector for NodeCollector {
-    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(node) = self.node.upgrade() else {
-            return Ok(());
-        };
-        let mut f = Families::new(encoder);
-        flare_daemon::metrics::process_families(&mut f, node.started_at)?;
-        cluster(&node, &mut f)?;
-        requests(&node, &mut f)?;
-        storage(&node, &mut f)?;
-        replication(&node, &mut f)?;
-        forwarding(&node, &mut f)?;
-        reconstruction(&node, &mut f)
-    }
+fn encode(node: &Node, f: &mut Families) -> Result<(), std::fmt::Error> {
+    cluster(node, f)?;
+    requests(node, f)?;
+    storage(node, f)?;
+    replication(node, f)?;
+    forwarding(node, f)?;
+    reconstruction(node, f)
 }
 
 fn cluster(node: &Node, f: &mut Families) -> Result<(), std::fmt::Error> {
@@ -334,7 +309,7 @@ mod tests {
         drop(room);
         let _ = node.peers.pipe(&dest, 0);
         let docs = include_str!("../../../USAGE.md");
-        let problems = flare_daemon::metrics::check_names(&registry(&node), docs);
+        let problems = flare_daemon::metrics::check_names(&scrape(&node).registry(), docs);
         assert!(problems.is_empty(), "{problems:#?}");
     }
 }

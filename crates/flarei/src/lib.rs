@@ -76,12 +76,7 @@ pub fn start(
     let index = Index::new(config, map);
     index.start_agents();
     if let Some(listener) = metrics {
-        let registry = Arc::new(metrics::registry(&index));
-        tokio::spawn(flare_daemon::metrics::serve(
-            listener,
-            registry,
-            stop.clone(),
-        ));
+        flare_daemon::metrics::spawn(listener, metrics::scrape(&index), stop.clone());
     }
     let serving = Arc::clone(&index);
     let task = tokio::spawn(async move {
