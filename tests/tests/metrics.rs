@@ -241,6 +241,55 @@ fn the_format_follows_the_accept_header() {
 }
 
 #[test]
+fn refused_connections_and_bad_http_requests() {
+    let mport = free_port();
+    let conf = format!("{}max-connection = 2\n", metrics_conf(mport));
+    let node = Flared::start_with(&conf, &[]);
+    // the start's probe connection is gone
+    wait_until("no connection open", WAIT, || {
+        value(&scrape(mport), "flare_connections") == 0.0
+    });
+    let mut a = node.connect();
+    let mut b = node.connect();
+    for c in [&mut a, &mut b] {
+        c.expect(b"version\r\n", b"VERSION flare-1.3.4\r\n");
+    }
+    // a third connection is closed at once, and counted
+    let mut third = node.connect();
+    third.expect_closed();
+    wait_until("the refused connection counted", WAIT, || {
+        value(&scrape(mport), "flare_connections_refused_total") == 1.0
+    });
+    assert_eq!(value(&scrape(mport), "flare_connections"), 2.0);
+    // not HTTP, or not GET: an HTTP error; the endpoint and the node go on
+    let mut s = TcpStream::connect(("127.0.0.1", mport)).expect("connect");
+    s.write_all(b"\x80garbage\r\n\r\n").expect("send");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400 Bad Request"), "{answer:?}");
+    let mut s = TcpStream::connect(("127.0.0.1", mport)).expect("connect");
+    s.write_all(
+        b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    assert!(
+        answer.starts_with("HTTP/1.1 405 Method Not Allowed"),
+        "{answer}"
+    );
+    assert!(
+        answer.to_lowercase().contains("allow: get, head"),
+        "{answer}"
+    );
+    a.expect(b"version\r\n", b"VERSION flare-1.3.4\r\n");
+    assert_eq!(
+        value(&scrape(mport), "flare_connections_refused_total"),
+        1.0
+    );
+}
+
+#[test]
 fn a_bad_metrics_option_stops_the_start_with_one_line() {
     for (conf, want) in [
         (
@@ -387,6 +436,17 @@ fn a_clusters_forwarding_replication_and_index_figures() {
         && k.contains("role=\"master\",state=\"active\",partition=\"0\"")));
     let version = c.conn(MASTER).map_version() as f64;
     assert_eq!(value(&m, "flare_node_map_version"), version);
+    // the slave copied the partition when it joined
+    let s = scrape(ports[SLAVE]);
+    assert_eq!(
+        value(&s, "flare_reconstruction_state{state=\"done\"}"),
+        1.0,
+        "{s:?}"
+    );
+    assert_eq!(
+        value(&s, "flare_reconstruction_state{state=\"running\"}"),
+        0.0
+    );
     wait_until("the slave's 10 records", WAIT, || {
         value(&scrape(ports[SLAVE]), "flare_storage_items") == 10.0
     });

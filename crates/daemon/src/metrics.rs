@@ -116,11 +116,7 @@ pub fn render(registry: &Registry, accept: &str) -> (&'static str, String) {
 }
 
 /// Serve `/metrics` on `listener` until `stop` turns true.
-async fn serve(
-    listener: TcpListener,
-    registry: Arc<Registry>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn serve(listener: TcpListener, registry: Arc<Registry>, mut stop: watch::Receiver<bool>) {
     if let Ok(a) = listener.local_addr() {
         tracing::info!("metrics endpoint: http://{a}/metrics");
     }
