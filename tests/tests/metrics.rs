@@ -18,20 +18,29 @@ use flare_e2e::{free_port, run_bounded, wait_until, Cluster, Flared, Flarei, FAS
 
 /// One HTTP exchange: (status line, headers, body).
 fn http(port: u16, path: &str, accept: Option<&str>) -> (String, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics port");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    try_http(port, path, accept).unwrap_or_else(|e| panic!("GET {path} on port {port}: {e}"))
+}
+
+/// [`http`], or why it failed (no connection, no complete answer).
+fn try_http(
+    port: u16,
+    path: &str,
+    accept: Option<&str>,
+) -> std::io::Result<(String, String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{accept}Connection: close\r\n\r\n"
-    )
-    .expect("send");
+    )?;
     let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read the answer");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
+    s.read_to_string(&mut raw)?;
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {raw:?}")))?;
     let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-    (status.to_string(), headers.to_lowercase(), body.to_string())
+    Ok((status.to_string(), headers.to_lowercase(), body.to_string()))
 }
 
 /// The samples of a scrape in the classic text format: series -> value.
@@ -606,8 +615,9 @@ fn a_real_prometheus_scrapes_the_cluster_and_promtool_is_clean() {
     let prom_port = free_port();
     let mut prom = start_prometheus(dir.path(), prom_port, index_port, &ports);
     let log = || std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+    // listening, then ready (it answers 503 until then), then scraped all
     let up = || {
-        TcpStream::connect(("127.0.0.1", prom_port)).is_ok()
+        try_http(prom_port, "/-/ready", None).is_ok_and(|r| r.0 == "HTTP/1.1 200 OK")
             && query(prom_port, "up == 1").len() == 4
     };
     wait_until(
