@@ -181,7 +181,7 @@ ok "lintian: no errors ($(grep -c '^W: ' "$work/lintian.log" || true) warnings)"
 
 # The package's contents and conffiles.
 contents=$(dpkg-deb -c "$deb")
-for f in ./usr/bin/flarei ./usr/bin/flared ./etc/flarei.conf ./etc/flared.conf ./etc/default/flare \
+for f in ./usr/bin/flarei ./usr/bin/flared ./usr/bin/flare-admin ./usr/bin/flare-stats ./etc/flarei.conf ./etc/flared.conf ./etc/default/flare \
     ./etc/init.d/flare ./lib/systemd/system/flarei.service ./lib/systemd/system/flared.service \
     ./lib/systemd/system/flare.service ./usr/share/doc/flare/examples/prometheus.yml \
     ./usr/share/doc/flare/examples/flare-alerts.yml ./usr/share/doc/flare/examples/flare-dashboard.json; do
@@ -294,6 +294,16 @@ expected="VALUE debian-test 0 ${#value}"$'\n'"$value"$'\n'"END"
 [ "$reply" = "$expected" ] || die "get: expected '$expected', got '$reply'"
 ok "set/get on 127.0.0.1:$NODE_PORT"
 
+# The operator's tool, as installed (flare-stats is flare-admin stats).
+if [ "$run_index" = yes ]; then
+    out=$(timeout 30 flare-admin -i 127.0.0.1 -p $INDEX_PORT list) || die "flare-admin list: exit status $?"
+    printf '%s\n' "$out"
+    grep -Eq "^$node_name:$node_port +0 +master +active +1\$" <<<"$out" || die "flare-admin list does not show the master: $out"
+    out=$(timeout 30 flare-stats -i 127.0.0.1 -p $INDEX_PORT) || die "flare-stats: exit status $?"
+    grep -q "^hostname:port" <<<"$out" || die "flare-stats printed no header: $out"
+    ok "flare-admin list / flare-stats against the installed index"
+fi
+
 # ---------------------------------------------------------------- 6. status/restart/stop
 out=$(timeout 30 /etc/init.d/flare status 2>&1) || die "/etc/init.d/flare status: exit status $? ($out)"
 printf '%s\n' "$out"
@@ -347,7 +357,7 @@ fi
 # ---------------------------------------------------------------- 8. purge
 timeout 300 dpkg --purge "$PKG" >"$work/purge.log" 2>&1 || { cat "$work/purge.log" >&2; die "dpkg --purge $PKG failed"; }
 installed=0
-for f in /usr/bin/flarei /usr/bin/flared /etc/flarei.conf /etc/flared.conf /etc/default/flare \
+for f in /usr/bin/flarei /usr/bin/flared /usr/bin/flare-admin /usr/bin/flare-stats /etc/flarei.conf /etc/flared.conf /etc/default/flare \
     /etc/init.d/flare /lib/systemd/system/flare.service /var/lib/flare; do
     [ ! -e "$f" ] || die "$f left after purge"
 done

@@ -7,9 +7,11 @@
 //!   internal `murmur`, `bitshift`, `adler32`), see cluster spec §4.2;
 //! * [`modular`]: the modular key → partition resolver table, built lazily,
 //!   see cluster spec §4.3;
+//! * [`flare_xml`]: the `flare.xml` document of a node map;
 //! * [`error`]: the crate's error type.
 
 pub mod error;
+pub mod flare_xml;
 pub mod hash;
 pub mod modular;
 pub mod partitions;

@@ -20,8 +20,6 @@ use crate::map::NodeMap;
 /// File name of the state file inside the index-db directory.
 pub const FILE_NAME: &str = "flare.xml";
 const TMP_NAME: &str = "flare.xml.tmp";
-/// Boost's archive version written in the header (Boost 1.74 writes 18).
-const ARCHIVE_VERSION: u32 = 18;
 
 /// Problems reading or writing `flare.xml`.
 #[derive(Debug, thiserror::Error)]
@@ -34,68 +32,9 @@ pub enum PersistError {
     Format { path: PathBuf, reason: String },
 }
 
-/// The document for `map`.
+/// The document for `map` ([`flare_cluster::flare_xml::render`]).
 pub fn render(map: &NodeMap) -> String {
-    let mut s = String::with_capacity(512 + map.len() * 512);
-    s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\" ?>\n");
-    s.push_str("<!DOCTYPE boost_serialization>\n");
-    s.push_str(&format!(
-        "<boost_serialization signature=\"serialization::archive\" version=\"{ARCHIVE_VERSION}\">\n"
-    ));
-    s.push_str(&format!("<version>{}</version>\n", map.version));
-    s.push_str("<node_map class_id=\"0\" tracking_level=\"0\" version=\"0\">\n");
-    s.push_str(&format!("\t<count>{}</count>\n", map.len()));
-    s.push_str("\t<item_version>0</item_version>\n");
-    for (i, n) in map.nodes().enumerate() {
-        let first = i == 0;
-        if first {
-            s.push_str("\t<item class_id=\"1\" tracking_level=\"0\" version=\"0\">\n");
-        } else {
-            s.push_str("\t<item>\n");
-        }
-        s.push_str(&format!("\t\t<first>{}</first>\n", escape(&n.key())));
-        if first {
-            s.push_str("\t\t<second class_id=\"2\" tracking_level=\"0\" version=\"0\">\n");
-        } else {
-            s.push_str("\t\t<second>\n");
-        }
-        let fields: [(&str, String); 7] = [
-            ("node_server_name", escape(&n.name)),
-            ("node_server_port", n.port.to_string()),
-            ("node_role", n.role.number().to_string()),
-            ("node_state", n.state.number().to_string()),
-            ("node_partition", n.partition.to_string()),
-            ("node_balance", n.balance.to_string()),
-            ("node_thread_type", n.thread_type.to_string()),
-        ];
-        for (tag, value) in fields {
-            s.push_str(&format!("\t\t\t<{tag}>{value}</{tag}>\n"));
-        }
-        s.push_str("\t\t</second>\n");
-        s.push_str("\t</item>\n");
-    }
-    s.push_str("</node_map>\n");
-    s.push_str(&format!(
-        "<thread_type>{}</thread_type>\n",
-        map.next_thread_type
-    ));
-    s.push_str("</boost_serialization>\n\n");
-    s
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
+    flare_cluster::flare_xml::render(map.version, map.nodes(), map.next_thread_type)
 }
 
 fn unescape(s: &str) -> Result<String, String> {
