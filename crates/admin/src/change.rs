@@ -6,15 +6,16 @@
 
 use std::time::Duration;
 
-use flare_proto::node::{Role, State};
+use flare_proto::node::{NodeLine, Role, State};
 
-use crate::cli::{BalanceArgs, MasterArgs, NodesArgs, ReconstructArgs, RemoveArgs, SlaveArgs};
-use crate::client::NodeInfo;
+use crate::cli::{
+    BalanceArgs, CopyArgs, MasterArgs, NodesArgs, ReconstructArgs, RemoveArgs, SlaveArgs,
+};
 use crate::error::AdminError;
 use crate::spec::NodeSpec;
 use crate::ui::{human_bytes, Ctx, POLL};
 
-fn find<'a>(nodes: &'a [NodeInfo], key: &str) -> Result<&'a NodeInfo, AdminError> {
+fn find<'a>(nodes: &'a [NodeLine], key: &str) -> Result<&'a NodeLine, AdminError> {
     nodes.iter().find(|n| n.key() == key).ok_or_else(|| {
         AdminError::Precondition(format!(
             "{key} is not in the cluster (`flare-admin list` shows its nodes; start its flared first)"
@@ -22,7 +23,7 @@ fn find<'a>(nodes: &'a [NodeInfo], key: &str) -> Result<&'a NodeInfo, AdminError
     })
 }
 
-fn describe(n: &NodeInfo) -> String {
+fn describe(n: &NodeLine) -> String {
     if n.role == Role::Proxy {
         format!("{} is proxy/{}", n.key(), n.state.word())
     } else {
@@ -38,7 +39,7 @@ fn describe(n: &NodeInfo) -> String {
 }
 
 /// The node as the index sees it now (`None`: not in the map).
-async fn current(ctx: &Ctx, key: &str) -> Result<Option<NodeInfo>, AdminError> {
+async fn current(ctx: &Ctx, key: &str) -> Result<Option<NodeLine>, AdminError> {
     Ok(ctx.nodes().await?.into_iter().find(|n| n.key() == key))
 }
 
@@ -103,9 +104,9 @@ async fn wait_copy(
     key: &str,
     source: Option<&str>,
     what: &str,
-    done: impl Fn(&NodeInfo) -> bool,
-    broken: impl Fn(&NodeInfo) -> Option<String>,
-) -> Result<NodeInfo, AdminError> {
+    done: impl Fn(&NodeLine) -> bool,
+    broken: impl Fn(&NodeLine) -> Option<String>,
+) -> Result<NodeLine, AdminError> {
     let total = match source {
         Some(src) => match ctx.connect(src).await {
             Ok(mut c) => {
@@ -151,19 +152,36 @@ async fn wait_copy(
     }
 }
 
-pub async fn master(ctx: &Ctx, a: MasterArgs) -> Result<u8, AdminError> {
+/// The `HOST:PORT:BALANCE:PARTITION` arguments of `master`/`slave`, each
+/// a proxy of the index's map, and that map.
+async fn proxies(
+    ctx: &Ctx,
+    a: &CopyArgs,
+    becomes: Role,
+) -> Result<(Vec<NodeSpec>, Vec<NodeLine>), AdminError> {
     let specs = NodeSpec::parse_all(&a.nodes, 4)?;
     let nodes = ctx.nodes().await?;
-    let mut plan = Vec::new();
     for s in &specs {
         let n = find(&nodes, &s.key())?;
-        let part = s.partition.unwrap_or(0);
         if n.role != Role::Proxy {
             return Err(AdminError::Precondition(format!(
-                "{}: only a proxy can become a master",
+                "{}: only a proxy can become a {becomes}",
                 describe(n)
             )));
         }
+    }
+    Ok((specs, nodes))
+}
+
+fn clean_plan(s: &NodeSpec, a: &CopyArgs) -> Option<String> {
+    (!a.without_clean).then(|| format!("flush_all on {} (removes every record it holds)", s.key()))
+}
+
+pub async fn master(ctx: &Ctx, a: MasterArgs) -> Result<u8, AdminError> {
+    let (specs, nodes) = proxies(ctx, &a.copy, Role::Master).await?;
+    let mut plan = Vec::new();
+    for s in &specs {
+        let part = s.partition.unwrap_or(0);
         if let Some(m) = nodes
             .iter()
             .find(|m| m.role == Role::Master && m.partition == part)
@@ -173,12 +191,7 @@ pub async fn master(ctx: &Ctx, a: MasterArgs) -> Result<u8, AdminError> {
                 m.key()
             )));
         }
-        if !a.without_clean {
-            plan.push(format!(
-                "flush_all on {} (removes every record it holds)",
-                s.key()
-            ));
-        }
+        plan.extend(clean_plan(s, &a.copy));
         plan.push(format!(
             "node role {} {} master {} {part}",
             s.host,
@@ -197,13 +210,13 @@ pub async fn master(ctx: &Ctx, a: MasterArgs) -> Result<u8, AdminError> {
         let key = s.key();
         let part = s.partition.unwrap_or(0);
         let balance = s.balance.unwrap_or(0);
-        if !a.without_clean {
+        if !a.copy.without_clean {
             node_ok(ctx, &key, "flush_all").await?;
         }
         index_ok(
             ctx,
             &format!("node role {} {} master {balance} {part}", s.host, s.port),
-            a.retry,
+            a.copy.retry,
         )
         .await?;
         ctx.say(&format!(
@@ -229,7 +242,7 @@ pub async fn master(ctx: &Ctx, a: MasterArgs) -> Result<u8, AdminError> {
                     state: state_of(ctx, &key).await,
                     resume: format!(
                         "when {key} is up again: flare-admin down {key}; then flare-admin master {} (`flare-admin list` shows the partitions)",
-                        a.nodes.join(" ")
+                        a.copy.nodes.join(" ")
                     ),
                 })
             }
@@ -239,7 +252,7 @@ pub async fn master(ctx: &Ctx, a: MasterArgs) -> Result<u8, AdminError> {
             if let Err(e) = index_ok(
                 ctx,
                 &format!("node state {} {} active", s.host, s.port),
-                a.retry,
+                a.copy.retry,
             )
             .await
             {
@@ -260,18 +273,10 @@ pub async fn master(ctx: &Ctx, a: MasterArgs) -> Result<u8, AdminError> {
 }
 
 pub async fn slave(ctx: &Ctx, a: SlaveArgs) -> Result<u8, AdminError> {
-    let specs = NodeSpec::parse_all(&a.nodes, 4)?;
-    let nodes = ctx.nodes().await?;
+    let (specs, nodes) = proxies(ctx, &a.copy, Role::Slave).await?;
     let mut plan = Vec::new();
     for s in &specs {
-        let n = find(&nodes, &s.key())?;
         let part = s.partition.unwrap_or(0);
-        if n.role != Role::Proxy {
-            return Err(AdminError::Precondition(format!(
-                "{}: only a proxy can become a slave",
-                describe(n)
-            )));
-        }
         if !nodes
             .iter()
             .any(|m| m.role == Role::Master && m.partition == part)
@@ -280,12 +285,7 @@ pub async fn slave(ctx: &Ctx, a: SlaveArgs) -> Result<u8, AdminError> {
                 "partition {part} has no master (flare-admin master makes one)"
             )));
         }
-        if !a.without_clean {
-            plan.push(format!(
-                "flush_all on {} (removes every record it holds)",
-                s.key()
-            ));
-        }
+        plan.extend(clean_plan(s, &a.copy));
         plan.push(format!("node role {} {} slave 0 {part}", s.host, s.port));
         plan.push(format!(
             "wait until {} has copied partition {part} and is active",
@@ -308,8 +308,8 @@ pub async fn slave(ctx: &Ctx, a: SlaveArgs) -> Result<u8, AdminError> {
             s,
             part,
             s.balance.unwrap_or(0),
-            !a.without_clean,
-            a.retry,
+            !a.copy.without_clean,
+            a.copy.retry,
         )
         .await?;
     }
@@ -504,7 +504,7 @@ pub async fn remove(ctx: &Ctx, a: RemoveArgs) -> Result<u8, AdminError> {
 
 /// flare-tools' rule for a reconstruction that keeps the partition
 /// readable: a slave needs another active slave, a master two.
-fn safely_reconstructable(nodes: &[NodeInfo], n: &NodeInfo) -> bool {
+fn safely_reconstructable(nodes: &[NodeLine], n: &NodeLine) -> bool {
     let others = nodes
         .iter()
         .filter(|o| {
@@ -523,7 +523,7 @@ fn safely_reconstructable(nodes: &[NodeInfo], n: &NodeInfo) -> bool {
 
 pub async fn reconstruct(ctx: &Ctx, a: ReconstructArgs) -> Result<u8, AdminError> {
     let nodes = ctx.nodes().await?;
-    let targets: Vec<NodeInfo> = if a.all {
+    let targets: Vec<NodeLine> = if a.all {
         if !a.nodes.is_empty() {
             return Err(AdminError::Usage(
                 "give either --all or nodes, not both".into(),
@@ -583,13 +583,13 @@ pub async fn reconstruct(ctx: &Ctx, a: ReconstructArgs) -> Result<u8, AdminError
         let key = n.key();
         index_ok(
             ctx,
-            &format!("node state {} {} down", n.host, n.port),
+            &format!("node state {} {} down", n.name, n.port),
             a.retry,
         )
         .await?;
         ctx.say(&format!("{key}: down"));
         let spec = NodeSpec {
-            host: n.host.clone(),
+            host: n.name.clone(),
             port: n.port,
             balance: Some(n.balance),
             partition: Some(n.partition),

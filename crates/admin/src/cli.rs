@@ -177,19 +177,19 @@ pub struct MasterArgs {
     /// Leave the node ready (the default; flare-tools' word)
     #[arg(long = "without-activate")]
     pub without_activate: bool,
-    /// Do not flush_all the node first
-    #[arg(long = "without-clean")]
-    pub without_clean: bool,
-    /// Attempts for each index command
-    #[arg(long, default_value_t = 5, value_name = "COUNT")]
-    pub retry: u32,
-    /// HOST:PORT:BALANCE:PARTITION
-    #[arg(required = true)]
-    pub nodes: Vec<String>,
+    #[command(flatten)]
+    pub copy: CopyArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct SlaveArgs {
+    #[command(flatten)]
+    pub copy: CopyArgs,
+}
+
+/// The arguments `master` and `slave` share.
+#[derive(Args, Debug)]
+pub struct CopyArgs {
     /// Do not flush_all the node first
     #[arg(long = "without-clean")]
     pub without_clean: bool,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use flare_net::{PeerConfig, PeerConn};
 use flare_proto::client::{DumpItem, ReplyKind, ReplyLimits};
-use flare_proto::node::{Role, State};
+use flare_proto::node::{NodeLine, Role, State};
 
 use crate::error::AdminError;
 
@@ -115,9 +115,9 @@ impl Client {
     }
 
     /// `stats nodes`: the node map as this process knows it.
-    pub async fn nodes(&mut self) -> Result<Vec<NodeInfo>, AdminError> {
+    pub async fn nodes(&mut self) -> Result<Vec<NodeLine>, AdminError> {
         let stats = self.stats("nodes").await?;
-        let mut by_key: BTreeMap<String, NodeInfo> = BTreeMap::new();
+        let mut by_key: BTreeMap<String, NodeLine> = BTreeMap::new();
         for (k, v) in &stats {
             // `<host>:<port>:<field>`; split from the right so that a host
             // name with colons (IPv6) stays whole.
@@ -130,8 +130,8 @@ impl Client {
             };
             let n = by_key
                 .entry(format!("{host}:{port}"))
-                .or_insert_with(|| NodeInfo {
-                    host: host.to_string(),
+                .or_insert_with(|| NodeLine {
+                    name: host.to_string(),
                     port,
                     role: Role::Proxy,
                     state: State::Active,
@@ -182,23 +182,12 @@ impl Client {
 
     /// The next record of a `dump` stream (`None` at `END`).
     pub async fn dump_item(&mut self, command: &str) -> Result<Option<Record>, AdminError> {
-        match self.conn.dump_item().await? {
-            DumpItem::Record {
-                key,
-                flags,
-                version,
-                expire,
-                value,
-                ..
-            } => Ok(Some(Record {
-                key,
-                flags,
-                version,
-                expire,
-                value,
-            })),
-            DumpItem::End => Ok(None),
-            DumpItem::Refused(line) => Err(self.refused(command, &String::from_utf8_lossy(&line))),
+        match Record::from_item(self.conn.dump_item().await?) {
+            Ok(r) => Ok(Some(r)),
+            Err(DumpItem::Refused(line)) => {
+                Err(self.refused(command, &String::from_utf8_lossy(&line)))
+            }
+            Err(_) => Ok(None),
         }
     }
 
@@ -217,16 +206,30 @@ impl Client {
 
     /// A storage command (`set`, …) with its data block; the one-line answer.
     pub async fn store(&mut self, header: &[u8], data: &[u8]) -> Result<String, AdminError> {
+        self.send_store(header, data).await?;
+        self.answer().await
+    }
+
+    /// Send a storage command without waiting for its answer (pipelining:
+    /// read the answers in order with [`Client::answer`]).
+    pub async fn send_store(&mut self, header: &[u8], data: &[u8]) -> Result<(), AdminError> {
         let mut req = Vec::with_capacity(header.len() + data.len() + 4);
         req.extend_from_slice(header);
         req.extend_from_slice(b"\r\n");
         req.extend_from_slice(data);
         req.extend_from_slice(b"\r\n");
-        let reply = self
-            .conn
-            .call_within(&req, ReplyKind::Line, self.timeout)
-            .await?;
-        Ok(PeerConn::line(&reply))
+        Ok(self.conn.send(&req).await?)
+    }
+
+    /// The next one-line answer, within the timeout.
+    pub async fn answer(&mut self) -> Result<String, AdminError> {
+        match tokio::time::timeout(self.timeout, self.conn.reply(ReplyKind::Line)).await {
+            Ok(r) => Ok(PeerConn::line(&r?)),
+            Err(_) => Err(AdminError::Peer(flare_net::PeerError::Timeout {
+                addr: self.addr.clone(),
+                after: self.timeout,
+            })),
+        }
     }
 
     /// A raw request whose answer is one line (used for `get`-less probes).
@@ -254,39 +257,32 @@ pub struct Record {
     pub value: Bytes,
 }
 
-/// One node of the index's map.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeInfo {
-    pub host: String,
-    pub port: u16,
-    pub role: Role,
-    pub state: State,
-    pub partition: i32,
-    pub balance: i32,
-    pub thread_type: i32,
-}
-
-impl NodeInfo {
-    pub fn key(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-
-    /// flare-tools' order: partition, role word, node key.
-    pub fn sort(nodes: &mut [NodeInfo]) {
-        nodes.sort_by(|a, b| {
-            (a.partition, a.role.word(), a.key()).cmp(&(b.partition, b.role.word(), b.key()))
-        });
-    }
-
-    pub fn line(&self) -> flare_proto::node::NodeLine {
-        flare_proto::node::NodeLine {
-            name: self.host.clone(),
-            port: self.port,
-            role: self.role,
-            state: self.state,
-            partition: self.partition,
-            balance: self.balance,
-            thread_type: self.thread_type,
+impl Record {
+    /// The record of a `dump` item; other items are given back.
+    pub fn from_item(item: DumpItem) -> Result<Record, DumpItem> {
+        match item {
+            DumpItem::Record {
+                key,
+                flags,
+                version,
+                expire,
+                value,
+                ..
+            } => Ok(Record {
+                key,
+                flags,
+                version,
+                expire,
+                value,
+            }),
+            other => Err(other),
         }
     }
+}
+
+/// flare-tools' order of nodes: partition, role word, node key.
+pub fn sort_nodes(nodes: &mut [NodeLine]) {
+    nodes.sort_by(|a, b| {
+        (a.partition, a.role.word(), a.key()).cmp(&(b.partition, b.role.word(), b.key()))
+    });
 }

@@ -1,16 +1,16 @@
 //! Sub-commands that move or check data: dump, dumpkey, restore, verify.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use flare_proto::node::{Role, State};
+use flare_proto::node::{NodeLine, Role, State};
 use serde_json::json;
 
 use crate::cli::{DumpArgs, DumpkeyArgs, RestoreArgs, VerifyArgs};
-use crate::client::{Client, NodeInfo, Record};
+use crate::client::{Client, Record};
 use crate::dumpfile::{Reader, Writer};
 use crate::error::AdminError;
 use crate::inspect::Resolver;
@@ -19,7 +19,7 @@ use crate::ui::{human_bytes, Ctx, Pace};
 
 /// The active master of each partition to read (all, or `only`).
 fn sources(
-    nodes: &[NodeInfo],
+    nodes: &[NodeLine],
     count: u32,
     only: Option<i32>,
 ) -> Result<Vec<(u32, String)>, AdminError> {
@@ -146,6 +146,47 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Sets `restore` keeps written but unanswered (one round trip per window,
+/// not per record).
+const WINDOW: usize = 128;
+
+#[derive(Default)]
+struct Tally {
+    stored: u64,
+    failed: Vec<(Bytes, String)>,
+}
+
+impl Tally {
+    /// Read the answer to the oldest pending set.
+    async fn answer(
+        &mut self,
+        ctx: &Ctx,
+        c: &mut Client,
+        pending: &mut VecDeque<Bytes>,
+        print_keys: bool,
+    ) -> Result<(), AdminError> {
+        let reply = c.answer().await?;
+        let Some(key) = pending.pop_front() else {
+            return Ok(());
+        };
+        if reply == "STORED" {
+            self.stored += 1;
+            if print_keys {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&key);
+                let _ = out.write_all(b"\n");
+            }
+        } else {
+            ctx.log(&format!(
+                "restore: {}: {reply}",
+                String::from_utf8_lossy(&key)
+            ));
+            self.failed.push((key, reply));
+        }
+        Ok(())
+    }
+}
+
 pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<u8, AdminError> {
     let target = NodeSpec::parse(&a.node, 2)?.key();
     let include = match &a.include {
@@ -179,8 +220,9 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<u8, AdminError> {
     let mut c = ctx.connect(&target).await?;
     let bar = ctx.progress(0, "restore");
     let mut pace = Pace::new(a.bwlimit);
-    let (mut stored, mut skipped, mut expired) = (0u64, 0u64, 0u64);
-    let mut failed: Vec<(Bytes, String)> = Vec::new();
+    let (mut skipped, mut expired) = (0u64, 0u64);
+    let mut tally = Tally::default();
+    let mut pending: VecDeque<Bytes> = VecDeque::with_capacity(WINDOW);
     let now = now_secs();
     while let Some(rec) = reader.next()? {
         let key = &rec.key;
@@ -209,27 +251,25 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<u8, AdminError> {
         if a.keep_versions {
             header.extend_from_slice(format!(" {}", rec.version).as_bytes());
         }
-        let reply = c.store(&header, &rec.value).await?;
-        if reply == "STORED" {
-            stored += 1;
-            if a.print_keys {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(key);
-                let _ = out.write_all(b"\n");
-            }
-        } else {
-            ctx.log(&format!(
-                "restore: {}: {reply}",
-                String::from_utf8_lossy(key)
-            ));
-            failed.push((key.clone(), reply));
+        c.send_store(&header, &rec.value).await?;
+        pending.push_back(key.clone());
+        if pending.len() >= WINDOW {
+            tally
+                .answer(ctx, &mut c, &mut pending, a.print_keys)
+                .await?;
         }
         bar.inc(1);
         bar.set_message(human_bytes(reader.consumed));
         pace.add(rec.value.len() as u64 + key.len() as u64).await;
     }
+    while !pending.is_empty() {
+        tally
+            .answer(ctx, &mut c, &mut pending, a.print_keys)
+            .await?;
+    }
     c.close().await;
     bar.finish_and_clear();
+    let Tally { stored, failed } = tally;
     let summary = format!(
         "{stored} records restored through {target}, {skipped} skipped by the filters, {expired} already expired, {} refused",
         failed.len()

@@ -190,23 +190,10 @@ impl Reader {
         loop {
             let before = self.buf.len();
             match next_dump_item(&mut self.buf, LIMITS) {
-                Ok(Some(DumpItem::Record {
-                    key,
-                    flags,
-                    version,
-                    expire,
-                    value,
-                    ..
-                })) => {
+                Ok(Some(item @ DumpItem::Record { .. })) => {
                     self.consumed += (before - self.buf.len()) as u64;
                     self.records += 1;
-                    return Ok(Some(Record {
-                        key,
-                        flags,
-                        version,
-                        expire,
-                        value,
-                    }));
+                    return Ok(Record::from_item(item).ok());
                 }
                 Ok(Some(DumpItem::Refused(line))) => {
                     let count = line

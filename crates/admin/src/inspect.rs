@@ -7,11 +7,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use flare_cluster::{HashAlgorithm, ModularTable, PartitionMaps};
-use flare_proto::node::Role;
+use flare_proto::node::{NodeLine, Role};
 use serde_json::{json, Value};
 
 use crate::cli::{IndexArgs, ListArgs, PartArgs, PingArgs, StatsArgs, SummaryArgs, ThreadsArgs};
-use crate::client::{NodeInfo, Stats};
+use crate::client::Stats;
 use crate::error::AdminError;
 use crate::ui::Ctx;
 
@@ -52,7 +52,7 @@ fn ruby_float(f: f64) -> String {
 }
 
 /// `stats` of every node, asked concurrently.
-async fn all_stats(ctx: &Ctx, nodes: &[NodeInfo]) -> Vec<Option<Stats>> {
+async fn all_stats(ctx: &Ctx, nodes: &[NodeLine]) -> Vec<Option<Stats>> {
     let mut set = tokio::task::JoinSet::new();
     for (i, n) in nodes.iter().enumerate() {
         let key = n.key();
@@ -90,9 +90,9 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<u8, AdminError> {
     };
     let mut hosts = Vec::with_capacity(nodes.len());
     for n in &nodes {
-        let mut host = n.host.clone();
+        let mut host = n.name.clone();
         if a.numeric_hosts {
-            if let Ok(mut it) = tokio::net::lookup_host((n.host.as_str(), n.port)).await {
+            if let Ok(mut it) = tokio::net::lookup_host((n.name.as_str(), n.port)).await {
                 if let Some(addr) = it.next() {
                     host = addr.ip().to_string();
                 }
@@ -108,7 +108,7 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<u8, AdminError> {
             .map(|((n, h), s)| {
                 json!({
                     "node": h,
-                    "host": n.host,
+                    "host": n.name,
                     "port": n.port,
                     "partition": (n.partition >= 0).then_some(n.partition),
                     "role": n.role.word(),
@@ -208,9 +208,7 @@ pub async fn stats(ctx: &Ctx, a: StatsArgs) -> Result<u8, AdminError> {
             let mut idx = ctx.index().await?;
             let mut n = idx.nodes().await?;
             idx.close().await;
-            n.sort_by(|x, y| {
-                (x.partition, x.role.word(), x.key()).cmp(&(y.partition, y.role.word(), y.key()))
-            });
+            crate::client::sort_nodes(&mut n);
             n.retain(|n| a.nodes.is_empty() || a.nodes.contains(&n.key()));
             n
         };
@@ -484,7 +482,7 @@ pub async fn index(ctx: &Ctx, a: IndexArgs) -> Result<u8, AdminError> {
         .max()
         .unwrap_or(16)
         .max(16);
-    let lines: Vec<_> = nodes.iter().map(NodeInfo::line).collect();
+    let lines: Vec<_> = nodes.to_vec();
     let doc = flare_cluster::flare_xml::render(version + a.increment, &lines, next_thread_type);
     match a.output {
         Some(path) => std::fs::write(&path, doc).map_err(AdminError::file(&path))?,
@@ -554,7 +552,7 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub async fn load(ctx: &Ctx, nodes: &[NodeInfo]) -> Result<Resolver, AdminError> {
+    pub async fn load(ctx: &Ctx, nodes: &[NodeLine]) -> Result<Resolver, AdminError> {
         let mut idx = ctx.index().await?;
         let meta = idx.meta().await?;
         idx.close().await;
@@ -582,7 +580,7 @@ impl Resolver {
             n("partition-size")?,
         )
         .map_err(|e| AdminError::Failed(format!("the index's meta: {e}")))?;
-        let lines: Vec<_> = nodes.iter().map(NodeInfo::line).collect();
+        let lines: Vec<_> = nodes.to_vec();
         let (maps, _) = PartitionMaps::build(&lines)
             .map_err(|e| AdminError::Failed(format!("the index's node map: {e}")))?;
         Ok(Resolver {

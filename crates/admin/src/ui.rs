@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::Global;
-use crate::client::{Client, NodeInfo};
+use crate::client::{sort_nodes, Client};
 use crate::error::AdminError;
+use flare_proto::node::NodeLine;
 
 /// How often a waiting command looks at the cluster again.
 pub const POLL: Duration = Duration::from_millis(500);
@@ -64,11 +65,11 @@ impl Ctx {
     }
 
     /// The index's node map, in flare-tools' order.
-    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, AdminError> {
+    pub async fn nodes(&self) -> Result<Vec<NodeLine>, AdminError> {
         let mut idx = self.index().await?;
         let mut nodes = idx.nodes().await?;
         idx.close().await;
-        NodeInfo::sort(&mut nodes);
+        sort_nodes(&mut nodes);
         Ok(nodes)
     }
 
