@@ -494,13 +494,32 @@ impl Conn {
 
 /// Run a command to completion with stdout and stderr captured; kill it and
 /// fail the test if it is still running after `limit`.
-pub fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
+pub fn run_bounded(cmd: Command, limit: Duration) -> std::process::Output {
+    run_bounded_with_input(cmd, None, limit)
+}
+
+/// [`run_bounded`] with `input` written to the command's stdin, which is
+/// then closed (`None`: stdin is `/dev/null`).
+pub fn run_bounded_with_input(
+    mut cmd: Command,
+    input: Option<&[u8]>,
+    limit: Duration,
+) -> std::process::Output {
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A few bytes fit in the pipe's buffer; the child may have exited
+        // already (then the write fails, and its status tells why).
+        let _ = stdin.write_all(input);
+    }
     let mut out = child.stdout.take().expect("stdout");
     let mut err = child.stderr.take().expect("stderr");
     let t_out = std::thread::spawn(move || {

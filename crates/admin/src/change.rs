@@ -13,7 +13,7 @@ use crate::cli::{
 };
 use crate::error::AdminError;
 use crate::spec::NodeSpec;
-use crate::ui::{human_bytes, Ctx, POLL};
+use crate::ui::{bytes_and_rate, Ctx, POLL};
 
 fn find<'a>(nodes: &'a [NodeLine], key: &str) -> Result<&'a NodeLine, AdminError> {
     nodes.iter().find(|n| n.key() == key).ok_or_else(|| {
@@ -119,6 +119,7 @@ async fn wait_copy(
         None => 0,
     };
     let bar = ctx.progress(total, key);
+    let started = std::time::Instant::now();
     let mut last_report = std::time::Instant::now();
     loop {
         let now = current(ctx, key).await?;
@@ -140,7 +141,7 @@ async fn wait_copy(
             if let Ok(s) = c.stats("").await {
                 let records = stat(&s, "reconstruction_records");
                 bar.set_position(records);
-                bar.set_message(human_bytes(stat(&s, "reconstruction_bytes")));
+                bar.set_message(bytes_and_rate(stat(&s, "reconstruction_bytes"), started));
                 if !ctx.tty && last_report.elapsed() >= Duration::from_secs(10) {
                     println!("{key}: {what}: {records} records copied");
                     last_report = std::time::Instant::now();
@@ -468,6 +469,7 @@ pub async fn remove(ctx: &Ctx, a: RemoveArgs) -> Result<u8, AdminError> {
     for s in &specs {
         let key = s.key();
         let mut announced = false;
+        let bar = ctx.spinner(&key, "waiting until it is down");
         loop {
             match current(ctx, &key).await? {
                 None => break,
@@ -493,10 +495,12 @@ pub async fn remove(ctx: &Ctx, a: RemoveArgs) -> Result<u8, AdminError> {
             tokio::time::sleep(POLL).await;
         }
         if a.wait {
+            bar.set_message("removed; waiting until it is gone from the map");
             while current(ctx, &key).await?.is_some() {
                 tokio::time::sleep(POLL).await;
             }
         }
+        bar.finish_and_clear();
         ctx.say(&format!("{key}: removed"));
     }
     Ok(0)

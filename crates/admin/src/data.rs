@@ -15,7 +15,7 @@ use crate::dumpfile::{Reader, Writer};
 use crate::error::AdminError;
 use crate::inspect::Resolver;
 use crate::spec::NodeSpec;
-use crate::ui::{human_bytes, Ctx, Pace};
+use crate::ui::{bytes_and_rate, human_bytes, Ctx, Pace};
 
 /// The active master of each partition to read (all, or `only`).
 fn sources(
@@ -82,6 +82,7 @@ pub async fn dump(ctx: &Ctx, a: DumpArgs) -> Result<u8, AdminError> {
     let to_stdout = a.output == std::path::Path::new("-");
     let mut w = Writer::create(&a.output)?;
     let bar = ctx.progress(total, "dump");
+    let started = std::time::Instant::now();
     for (p, key) in &srcs {
         let mut c = ctx.connect(key).await?;
         let cmd = format!("dump 0 {p} {} {}", r.count, a.bwlimit);
@@ -89,7 +90,7 @@ pub async fn dump(ctx: &Ctx, a: DumpArgs) -> Result<u8, AdminError> {
         while let Some(rec) = c.dump_item(&cmd).await? {
             w.write(&rec)?;
             bar.inc(1);
-            bar.set_message(human_bytes(w.bytes));
+            bar.set_message(bytes_and_rate(w.bytes, started));
         }
         c.close().await;
         ctx.log(&format!("dump: partition {p} from {key}: done"));
@@ -219,6 +220,7 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<u8, AdminError> {
     }
     let mut c = ctx.connect(&target).await?;
     let bar = ctx.progress(0, "restore");
+    let started = std::time::Instant::now();
     let mut pace = Pace::new(a.bwlimit);
     let (mut skipped, mut expired) = (0u64, 0u64);
     let mut tally = Tally::default();
@@ -259,7 +261,7 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<u8, AdminError> {
                 .await?;
         }
         bar.inc(1);
-        bar.set_message(human_bytes(reader.consumed));
+        bar.set_message(bytes_and_rate(reader.consumed, started));
         pace.add(rec.value.len() as u64 + key.len() as u64).await;
     }
     while !pending.is_empty() {

@@ -123,6 +123,22 @@ impl Ctx {
     /// A progress bar with records, bytes, rate and ETA (`len` = 0: no
     /// total known); hidden unless stdout is a terminal.
     pub fn progress(&self, len: u64, prefix: &str) -> ProgressBar {
+        let template = if len > 0 {
+            "{prefix} [{bar:30}] {human_pos}/{human_len} records, {msg}, eta {eta}"
+        } else {
+            "{prefix} {spinner} {human_pos} records, {msg}, {elapsed}"
+        };
+        self.bar(len, prefix, template)
+    }
+
+    /// A spinner with a message, for a wait without a count.
+    pub fn spinner(&self, prefix: &str, msg: &str) -> ProgressBar {
+        let bar = self.bar(0, prefix, "{prefix} {spinner} {msg} {elapsed}");
+        bar.set_message(msg.to_string());
+        bar
+    }
+
+    fn bar(&self, len: u64, prefix: &str, template: &str) -> ProgressBar {
         let bar = ProgressBar::with_draw_target(
             (len > 0).then_some(len),
             if self.tty && !self.json {
@@ -131,11 +147,6 @@ impl Ctx {
                 ProgressDrawTarget::hidden()
             },
         );
-        let template = if len > 0 {
-            "{prefix} [{bar:30}] {human_pos}/{human_len} records {msg} {per_sec} eta {eta}"
-        } else {
-            "{prefix} {spinner} {human_pos} records {msg} {per_sec} {elapsed}"
-        };
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
         }
@@ -148,6 +159,16 @@ impl Ctx {
 /// `n` bytes for people (KiB, MiB, GiB).
 pub fn human_bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
+}
+
+/// A progress bar's message: `bytes` so far and their rate since `start`.
+pub fn bytes_and_rate(bytes: u64, start: std::time::Instant) -> String {
+    let secs = start.elapsed().as_secs_f64().max(1e-3);
+    format!(
+        "{} at {}/s",
+        human_bytes(bytes),
+        human_bytes((bytes as f64 / secs) as u64)
+    )
 }
 
 /// Pacing for `--bwlimit` (KiB/s): after `bytes` in all since `start`,
