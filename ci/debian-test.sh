@@ -181,11 +181,14 @@ ok "lintian: no errors ($(grep -c '^W: ' "$work/lintian.log" || true) warnings)"
 
 # The package's contents and conffiles.
 contents=$(dpkg-deb -c "$deb")
-for f in ./usr/bin/flarei ./usr/bin/flared ./usr/bin/flare-admin ./usr/bin/flare-stats ./etc/flarei.conf ./etc/flared.conf ./etc/default/flare \
+for f in ./usr/bin/flarei ./usr/bin/flared ./usr/bin/flare-admin ./etc/flarei.conf ./etc/flared.conf ./etc/default/flare \
     ./etc/init.d/flare ./lib/systemd/system/flarei.service ./lib/systemd/system/flared.service \
     ./lib/systemd/system/flare.service ./usr/share/doc/flare/examples/prometheus.yml \
     ./usr/share/doc/flare/examples/flare-alerts.yml ./usr/share/doc/flare/examples/flare-dashboard.json; do
     grep -q " $f\$" <<<"$contents" || die "$f missing from the package"
+done
+for f in flare-stats flare-ping flare-part; do
+    grep -Eq " \./usr/bin/$f -> (/usr/bin/)?flare-admin\$" <<<"$contents" || die "link /usr/bin/$f -> flare-admin missing from the package"
 done
 mkdir -p "$work/control"
 dpkg-deb -e "$deb" "$work/control"

@@ -197,7 +197,13 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> Result<u8, AdminError> {
         ),
         None => None,
     };
-    let size = if a.input == std::path::Path::new("-") {
+    let from_stdin = a.input == std::path::Path::new("-");
+    if from_stdin && !ctx.force && !ctx.dry_run {
+        return Err(AdminError::Usage(
+            "restore -i - reads the records from stdin, so it cannot ask there: add --force".into(),
+        ));
+    }
+    let size = if from_stdin {
         0
     } else {
         std::fs::metadata(&a.input)
