@@ -13,6 +13,9 @@
 #   (tests/tests/metrics.rs starts its own instance on a loopback port) and
 #   the checks of etc/prometheus/ in scripts/test.sh; installed without its
 #   recommends and without starting the system service
+# - zookeeper (with a Java runtime): the redundant index servers' tests
+#   (tests/tests/zookeeper.rs start standalone servers and ensembles of
+#   their own on loopback ports); its system service is not started
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -25,22 +28,29 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed"; then
-    echo "installing: prometheus (service not started)"
+# Packages whose maintainer scripts would start a system service: installed
+# with policy-rc.d answering 101, so nothing starts (the tests run their own
+# instances on loopback ports), and without their recommends.
+install_without_service() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    echo "installing: ${missing[*]} (services not started)"
     export DEBIAN_FRONTEND=noninteractive
-    # policy-rc.d 101: the package's scripts do not start the service
-    policy=/usr/sbin/policy-rc.d
-    own_policy=0
+    local policy=/usr/sbin/policy-rc.d own_policy=0 status=0
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' > "$policy"
         chmod +x "$policy"
         own_policy=1
     fi
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends prometheus >/dev/null || status=$?
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
     [ "$own_policy" = 1 ] && rm -f "$policy"
-    [ "${status:-0}" = 0 ] || exit "$status"
-fi
+    return "$status"
+}
+install_without_service prometheus zookeeper
 command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
 
 # The python venv of the tests ($FLARE_PYVENV, from scripts/env.sh: under the

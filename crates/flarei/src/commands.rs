@@ -5,6 +5,7 @@ use bytes::BytesMut;
 use flare_proto::node::State;
 use flare_proto::{reply, Request};
 
+use crate::error::IndexError;
 use crate::index::Index;
 use crate::map::{node_key, DownMode, Op};
 use crate::stats;
@@ -20,13 +21,23 @@ const FAILED_REMOVE: &[u8] = b"SERVER_ERROR failed to remove node\r\n";
 const FAILED_SHUTDOWN: &[u8] = b"SERVER_ERROR failed to shutdown\r\n";
 
 /// Apply an operation; `OK` or `failure`, logging refusals.
-fn op_reply(index: &Arc<Index>, what: &str, op: Op, failure: &[u8], out: &mut BytesMut) {
-    match index.apply(op) {
+async fn op_reply(index: &Arc<Index>, what: &str, op: Op, failure: &[u8], out: &mut BytesMut) {
+    match index.apply(op).await {
         Ok(_) => out.extend_from_slice(reply::OK),
-        Err(e) => {
-            tracing::warn!("{what} refused: {e}");
-            out.extend_from_slice(failure);
+        Err(e) => refused(what, &e, failure, out),
+    }
+}
+
+/// The reply to a refused operation: the command's usual error, or, when
+/// the node map could not be read or written in ZooKeeper, what is wrong
+/// (the operator retries once ZooKeeper is back).
+fn refused(what: &str, e: &IndexError, failure: &[u8], out: &mut BytesMut) {
+    tracing::warn!("{what} refused: {e}");
+    match e {
+        IndexError::ZooKeeper(z) => {
+            reply::line(out, format_args!("SERVER_ERROR {z}"));
         }
+        _ => out.extend_from_slice(failure),
     }
 }
 
@@ -99,7 +110,12 @@ fn refuse(index: &Index, conn: &Slot, request: &Request) -> Option<String> {
 }
 
 /// Apply one request; replies are appended to `out`.
-pub fn execute(index: &Arc<Index>, conn: &Slot, request: Request, out: &mut BytesMut) -> Next {
+pub async fn execute(
+    index: &Arc<Index>,
+    conn: &Slot,
+    request: Request,
+    out: &mut BytesMut,
+) -> Next {
     if let Some(refusal) = refuse(index, conn, &request) {
         tracing::warn!("{} (from {})", refusal.trim_end(), conn.peer);
         out.extend_from_slice(refusal.as_bytes());
@@ -118,7 +134,7 @@ pub fn execute(index: &Arc<Index>, conn: &Slot, request: Request, out: &mut Byte
             }
             out.extend_from_slice(line.as_bytes());
         }
-        Request::NodeAdd { name, port } => node_add(index, name, port, out),
+        Request::NodeAdd { name, port } => node_add(index, name, port, out).await,
         Request::NodeRole {
             name,
             port,
@@ -134,7 +150,7 @@ pub fn execute(index: &Arc<Index>, conn: &Slot, request: Request, out: &mut Byte
                 balance,
                 partition,
             };
-            op_reply(index, &what, op, FAILED_ROLE, out);
+            op_reply(index, &what, op, FAILED_ROLE, out).await;
         }
         Request::NodeState { name, port, state } => {
             let key = node_key(&name, port);
@@ -152,12 +168,12 @@ pub fn execute(index: &Arc<Index>, conn: &Slot, request: Request, out: &mut Byte
                     return Next::Continue;
                 }
             };
-            op_reply(index, &what, op, FAILED_STATE, out);
+            op_reply(index, &what, op, FAILED_STATE, out).await;
         }
         Request::NodeRemove { name, port } => {
             let key = node_key(&name, port);
             let what = format!("node remove {key}");
-            op_reply(index, &what, Op::Remove { key }, FAILED_REMOVE, out);
+            op_reply(index, &what, Op::Remove { key }, FAILED_REMOVE, out).await;
         }
         Request::Shutdown { name, port } => {
             let key = node_key(&name, port);
@@ -167,7 +183,7 @@ pub fn execute(index: &Arc<Index>, conn: &Slot, request: Request, out: &mut Byte
                 key,
                 mode: DownMode::Shutdown,
             };
-            op_reply(index, &what, op, FAILED_SHUTDOWN, out);
+            op_reply(index, &what, op, FAILED_SHUTDOWN, out).await;
         }
         Request::Meta => meta(index, out),
         Request::Ping => out.extend_from_slice(reply::OK),
@@ -210,17 +226,18 @@ pub fn execute(index: &Arc<Index>, conn: &Slot, request: Request, out: &mut Byte
 }
 
 /// `node add`: the whole map (`NODE` lines, node-key order) then `END`.
-fn node_add(index: &Arc<Index>, name: String, port: i32, out: &mut BytesMut) {
+async fn node_add(index: &Arc<Index>, name: String, port: i32, out: &mut BytesMut) {
     let key = node_key(&name, port);
-    let result = index.apply_then(Op::Add { name, port }, |map| {
-        for n in map.nodes() {
-            reply::line(out, n);
-        }
-        out.extend_from_slice(reply::END);
-    });
+    let result = index
+        .apply_then(Op::Add { name, port }, |map| {
+            for n in map.nodes() {
+                reply::line(out, n);
+            }
+            out.extend_from_slice(reply::END);
+        })
+        .await;
     if let Err(e) = result {
-        tracing::warn!("node add {key} refused: {e}");
-        out.extend_from_slice(FAILED_ADD);
+        refused(&format!("node add {key}"), &e, FAILED_ADD, out);
     }
 }
 

@@ -124,7 +124,7 @@ pub const SPECS: &[OptSpec] = &[
         Str,
         None,
         false,
-        "where the node map lives: file://<dir> (default: file://<data-dir>)",
+        "where the node map lives: file://<dir> (default: file://<data-dir>) or zookeeper://host:port[,host:port...]/<path>",
     ),
     // flare-rs extensions
     OptSpec::new(
@@ -173,7 +173,11 @@ impl MonitorConfig {
 pub struct IndexConfig {
     pub settings: Settings,
     pub data_dir: PathBuf,
-    /// The directory holding `flare.xml` (from `index-db`).
+    /// Where the node map lives (`index-db`).
+    pub db: IndexDb,
+    /// The directory holding `flare.xml`: the `file://` directory, or, with
+    /// ZooKeeper, the data directory whose `flare.xml` (if any) seeds a node
+    /// map that does not exist yet in ZooKeeper (the migration path).
     pub db_dir: PathBuf,
     /// `index-db` as shown in the start-up banner.
     pub index_db: String,
@@ -247,23 +251,66 @@ pub fn host_name() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// The directory of an `index-db` URI.
-fn parse_index_db(uri: &str) -> Result<PathBuf, ConfigError> {
+/// Where the node map lives (`index-db`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexDb {
+    /// `file://<dir>`: `<dir>/flare.xml`.
+    File(PathBuf),
+    /// `zookeeper://host:port[,host:port…]/<chroot>`: the znodes under
+    /// `<chroot>/index` (docs: USAGE.md "Redundant index servers").
+    ZooKeeper {
+        /// `host:port,host:port` (ZooKeeper's connect string, no chroot).
+        servers: String,
+        /// `/<chroot>`, or `/` for none.
+        chroot: String,
+    },
+}
+
+/// Parse an `index-db` URI.
+pub fn parse_index_db(uri: &str) -> Result<IndexDb, ConfigError> {
     if let Some(path) = uri.strip_prefix("file://") {
         if path.is_empty() {
             return Err(ConfigError::Invalid(format!(
                 "index-db [{uri}]: the file:// URI has no directory"
             )));
         }
-        return Ok(PathBuf::from(path));
+        return Ok(IndexDb::File(PathBuf::from(path)));
     }
-    if uri.starts_with("zookeeper://") {
-        return Err(ConfigError::Invalid(format!(
-            "index-db [{uri}]: the ZooKeeper coordinator is not supported by flare-rs (use file://<dir>)"
-        )));
+    if let Some(rest) = uri.strip_prefix("zookeeper://") {
+        let (servers, chroot) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let valid_server = |s: &str| {
+            s.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+        };
+        if servers.is_empty() || !servers.split(',').all(valid_server) {
+            return Err(ConfigError::Invalid(format!(
+                "index-db [{uri}]: expected zookeeper://host:port[,host:port...]/<path>"
+            )));
+        }
+        let chroot = chroot.trim_end_matches('/');
+        let bad_path = chroot
+            .split('/')
+            .skip(1)
+            .any(|c| c.is_empty() || c == "." || c == "..");
+        if bad_path {
+            return Err(ConfigError::Invalid(format!(
+                "index-db [{uri}]: the ZooKeeper path must be absolute, without empty, . or .. components"
+            )));
+        }
+        return Ok(IndexDb::ZooKeeper {
+            servers: servers.to_string(),
+            chroot: if chroot.is_empty() {
+                "/".to_string()
+            } else {
+                chroot.to_string()
+            },
+        });
     }
     Err(ConfigError::Invalid(format!(
-        "failed to create a coordinator: {uri} (only file://<dir> is supported)"
+        "failed to create a coordinator: {uri} (use file://<dir> or zookeeper://host:port[,host:port...]/<path>)"
     )))
 }
 
@@ -303,7 +350,11 @@ impl IndexConfig {
             Some(uri) => uri.to_string(),
             None => format!("file://{}", data_dir.display()),
         };
-        let db_dir = parse_index_db(&index_db)?;
+        let db = parse_index_db(&index_db)?;
+        let db_dir = match &db {
+            IndexDb::File(dir) => dir.clone(),
+            IndexDb::ZooKeeper { .. } => data_dir.clone(),
+        };
 
         let server_port = int(s, "server-port")?;
         let server_port =
@@ -334,6 +385,7 @@ impl IndexConfig {
 
         Ok(IndexConfig {
             data_dir,
+            db,
             db_dir,
             index_db,
             max_connection: ranged(s, "max-connection", 1)?,
@@ -447,6 +499,49 @@ impl IndexConfig {
     }
 
     /// The partition settings logged after the coordinator is set up (§3.1 item 5).
+    /// Overrides of the partitioning options from ZooKeeper's
+    /// `/index/meta/<name>` children (cluster.md §1.5), checked like the
+    /// options themselves.
+    pub fn apply_meta(&mut self, meta: &[(String, String)]) -> Result<(), ConfigError> {
+        let number = |name: &str, v: &str, min: u32| -> Result<u32, ConfigError> {
+            v.parse::<u32>().ok().filter(|n| *n >= min).ok_or_else(|| {
+                ConfigError::Invalid(format!("{name} [{v}] is not a number >= {min}"))
+            })
+        };
+        let (mut hint, mut virt, mut size) = (
+            self.partition_modular_hint,
+            self.partition_modular_virtual,
+            self.partition_size,
+        );
+        let mut hash = self.hash;
+        for (name, v) in meta {
+            match name.as_str() {
+                "partition-size" => size = number(name, v, 2)?,
+                "partition-modular-hint" => hint = number(name, v, 1)?,
+                "partition-modular-virtual" => virt = number(name, v, 1)?,
+                "partition-type" if v == "modular" => {}
+                "partition-type" => {
+                    return Err(ConfigError::Invalid(format!(
+                        "unknown partition type [{v}]"
+                    )))
+                }
+                "key-hash-algorithm" => {
+                    hash = HashAlgorithm::parse_for_partitioning(v).map_err(|e| {
+                        ConfigError::Invalid(format!("unknown hash algorithm [{v}]: {e}"))
+                    })?
+                }
+                _ => {}
+            }
+        }
+        flare_cluster::ModularTable::new(hint, virt, size)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.partition_modular_hint = hint;
+        self.partition_modular_virtual = virt;
+        self.partition_size = size;
+        self.hash = hash;
+        Ok(())
+    }
+
     pub fn partition_banner(&self) -> Vec<(&'static str, String)> {
         vec![
             ("index_db", self.index_db.clone()),
@@ -530,14 +625,66 @@ mod tests {
     }
 
     #[test]
+    fn zookeeper_meta_overrides_the_partitioning_options() {
+        let mut c = config(&[("data-dir", "/d")]).expect("config");
+        let meta = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        c.apply_meta(&meta(&[
+            ("partition-size", "32"),
+            ("key-hash-algorithm", "crc32"),
+            ("partition-type", "modular"),
+        ]))
+        .expect("valid meta");
+        assert_eq!(c.partition_size, 32);
+        assert_eq!(c.hash, HashAlgorithm::Crc32);
+        for bad in [
+            ("partition-size", "1"),
+            ("partition-modular-hint", "x"),
+            ("partition-type", "consistent"),
+            ("key-hash-algorithm", "md5"),
+        ] {
+            let mut c2 = c.clone();
+            let e = c2.apply_meta(&meta(&[bad])).expect_err(bad.0);
+            assert!(e.to_string().contains(bad.1), "{e}");
+            assert_eq!(c2.partition_size, 32, "a bad meta changes nothing");
+        }
+    }
+
+    #[test]
     fn partition_type_and_index_db() {
         let e = config(&[("data-dir", "/d"), ("partition-type", "consistent")]).expect_err("bad");
         assert_eq!(e.to_string(), "unknown partition type [consistent]");
         let c = config(&[("data-dir", "/d"), ("index-db", "file:///elsewhere")]).expect("file");
         assert_eq!(c.db_dir, PathBuf::from("/elsewhere"));
-        let e = config(&[("data-dir", "/d"), ("index-db", "zookeeper://h:2181/flare")])
-            .expect_err("zk");
-        assert!(e.to_string().contains("not supported"), "{e}");
+        let c = config(&[
+            ("data-dir", "/d"),
+            ("index-db", "zookeeper://h:2181,g:2182/flare/a/"),
+        ])
+        .expect("zookeeper");
+        assert_eq!(
+            c.db,
+            IndexDb::ZooKeeper {
+                servers: "h:2181,g:2182".into(),
+                chroot: "/flare/a".into()
+            }
+        );
+        assert_eq!(c.db_dir, PathBuf::from("/d"));
+        let c = config(&[("data-dir", "/d"), ("index-db", "zookeeper://h:2181")]).expect("root");
+        assert!(matches!(c.db, IndexDb::ZooKeeper { ref chroot, .. } if chroot == "/"));
+        for bad in [
+            "zookeeper://",
+            "zookeeper://h/x",
+            "zookeeper://h:0/x",
+            "zookeeper://h:1//x",
+            "zookeeper://h:1/a/../b",
+        ] {
+            let e = config(&[("data-dir", "/d"), ("index-db", bad)]).expect_err(bad);
+            assert!(e.to_string().contains(bad), "{e}");
+        }
         assert!(config(&[("data-dir", "/d"), ("index-db", "http://x")]).is_err());
         assert!(config(&[("data-dir", "/d"), ("index-db", "file://")]).is_err());
     }

@@ -55,7 +55,7 @@ impl Service for Index {
         request: Request,
         out: &'a mut Out<'_>,
     ) -> impl std::future::Future<Output = Next> + Send + 'a {
-        std::future::ready(commands::execute(this, slot, request, out))
+        commands::execute(this, slot, request, out)
     }
 }
 

@@ -12,6 +12,9 @@ pub enum IndexError {
     /// The node map could not be saved (the operation is not applied).
     #[error("failed to save the node map: {0}")]
     Persist(#[from] PersistError),
+    /// The ZooKeeper node map (`index-db = zookeeper://…`).
+    #[error(transparent)]
+    ZooKeeper(#[from] crate::zk::ZkError),
     /// Listening failed.
     #[error("bind() failed on port {port}: {source}")]
     Bind { port: u16, source: std::io::Error },

@@ -2,10 +2,16 @@
 //! broadcast of every change, and one agent task per node.
 //!
 //! Every mutating operation (client command or monitor event) goes through
-//! [`Index::apply`]: under the map lock it applies the operation to a copy,
-//! saves the copy to `flare.xml` (version + 1) and only then commits it in
-//! memory and publishes the `node sync` message. Delivery happens later, in
-//! the node agents; the caller's reply never waits for other nodes.
+//! [`Index::apply`]: one at a time, it applies the operation to a copy of the
+//! map, saves the copy (version + 1) and only then commits it in memory and
+//! publishes the `node sync` message. Delivery happens later, in the node
+//! agents; the caller's reply never waits for other nodes.
+//!
+//! The map is saved where `index-db` says ([`MapStore`]): `flare.xml`, or
+//! ZooKeeper, where the operation first takes the shared lock and re-reads
+//! the map another index may have changed ([`crate::zk`]). An index that
+//! learns a map from ZooKeeper (the watch, or the re-read) adopts it without
+//! sending it: the index that made a change sends it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -21,6 +27,7 @@ use crate::error::IndexError;
 use crate::map::{NodeMap, Op, Outcome};
 use crate::persist;
 use crate::sync::{Latest, SyncMsg};
+use crate::zk::ZkStore;
 use flare_net::Registry;
 
 /// Process counters of `stats`.
@@ -54,6 +61,20 @@ struct Agent {
     stats: Arc<NodeStats>,
 }
 
+/// Where the node map is saved (`index-db`).
+pub enum MapStore {
+    /// `flare.xml` in this directory.
+    File(std::path::PathBuf),
+    /// Shared with the other index servers in ZooKeeper.
+    ZooKeeper(Arc<ZkStore>),
+}
+
+/// A change being made: where it will be saved.
+enum Txn<'a> {
+    File(&'a std::path::Path),
+    Zk(&'a ZkStore, crate::zk::ZkTxn),
+}
+
 /// Shared state of the index server.
 pub struct Index {
     pub config: IndexConfig,
@@ -62,6 +83,9 @@ pub struct Index {
     monitor: watch::Sender<MonitorConfig>,
     max_connection: AtomicUsize,
     map: Mutex<NodeMap>,
+    store: MapStore,
+    /// One mutating operation at a time in this process.
+    serial: tokio::sync::Mutex<()>,
     latest: Latest,
     pub registry: Registry,
     pub counters: Counters,
@@ -152,7 +176,7 @@ pub fn log_partition_map(map: &NodeMap) {
 
 impl Index {
     /// The index over a loaded (and checked) map. No agent runs yet.
-    pub fn new(config: IndexConfig, map: NodeMap) -> Arc<Index> {
+    pub fn new(config: IndexConfig, store: MapStore, map: NodeMap) -> Arc<Index> {
         let (monitor, _) = watch::channel(config.monitor);
         let (latest, _) = watch::channel(Arc::new(SyncMsg::startup(&map)));
         Arc::new(Index {
@@ -161,6 +185,8 @@ impl Index {
             config,
             monitor,
             map: Mutex::new(map),
+            store,
+            serial: tokio::sync::Mutex::new(()),
             latest,
             registry: Registry::default(),
             counters: Counters::default(),
@@ -237,61 +263,125 @@ impl Index {
     }
 
     /// Apply a mutating operation (see the module docs).
-    pub fn apply(self: &Arc<Self>, op: Op) -> Result<Outcome, IndexError> {
-        self.apply_then(op, |_| ()).map(|(o, ())| o)
+    pub async fn apply(self: &Arc<Self>, op: Op) -> Result<Outcome, IndexError> {
+        self.apply_then(op, |_| ()).await.map(|(o, ())| o)
     }
 
-    /// [`Index::apply`], then run `f` on the resulting map under the same lock
-    /// (e.g. to answer `node add` with exactly the map it produced).
-    pub fn apply_then<R>(
+    /// [`Index::apply`], then run `f` on the resulting map (e.g. to answer
+    /// `node add` with exactly the map it produced).
+    pub async fn apply_then<R>(
         self: &Arc<Self>,
         op: Op,
         f: impl FnOnce(&NodeMap) -> R,
     ) -> Result<(Outcome, R), IndexError> {
-        let mut map = lock(&self.map);
-        let mut next = map.clone();
+        let _serial = self.serial.lock().await;
+        let (base, txn) = match &self.store {
+            MapStore::File(dir) => (lock(&self.map).clone(), Txn::File(dir)),
+            MapStore::ZooKeeper(zk) => {
+                let txn = zk.begin().await?;
+                self.adopt(txn.map.clone());
+                (txn.map.clone(), Txn::Zk(zk, txn))
+            }
+        };
+        let mut next = base.clone();
         let outcome = next.apply(&op)?;
-        if let Outcome::Changed(change) = &outcome {
-            if matches!(op, Op::Down { .. }) {
-                // the failover path: `return(crash)` stops the index after
-                // it decided, before anything was saved or sent
-                let _ = flare_daemon::fault::block("failover::decide");
-            }
-            persist::save(&self.config.db_dir, &next)?;
-            self.counters.map_saves.fetch_add(1, Ordering::Relaxed);
-            if matches!(op, Op::Down { .. }) {
-                let promoted = next
-                    .nodes()
-                    .filter(|n| {
-                        n.role == Role::Master
-                            && map.get(&n.key()).is_some_and(|o| o.role == Role::Slave)
-                    })
-                    .count();
-                self.counters
-                    .failovers
-                    .fetch_add(promoted as u64, Ordering::Relaxed);
-            }
-            if matches!(op, Op::Down { .. }) {
-                // saved, not yet sent to any node
-                let _ = flare_daemon::fault::block("failover::saved");
-            }
-            log_changes(&map, &next);
-            tracing::info!("node map saved (node_map_version={})", next.version);
+        let Outcome::Changed(change) = &outcome else {
+            let r = f(&lock(&self.map));
+            return Ok((outcome, r));
+        };
+        if matches!(op, Op::Down { .. }) {
+            // the failover path: `return(crash)` stops the index after
+            // it decided, before anything was saved or sent
+            let _ = flare_daemon::fault::block("failover::decide");
+        }
+        match txn {
+            Txn::File(dir) => persist::save(dir, &next)?,
+            Txn::Zk(zk, txn) => zk.commit(txn, &next).await?,
+        }
+        self.counters.map_saves.fetch_add(1, Ordering::Relaxed);
+        if matches!(op, Op::Down { .. }) {
+            let promoted = next
+                .nodes()
+                .filter(|n| {
+                    n.role == Role::Master
+                        && base.get(&n.key()).is_some_and(|o| o.role == Role::Slave)
+                })
+                .count();
+            self.counters
+                .failovers
+                .fetch_add(promoted as u64, Ordering::Relaxed);
+            // saved, not yet sent to any node
+            let _ = flare_daemon::fault::block("failover::saved");
+        }
+        log_changes(&base, &next);
+        tracing::info!("node map saved (node_map_version={})", next.version);
+        let r = {
+            let mut map = lock(&self.map);
             *map = next;
             self.latest
                 .send_replace(Arc::new(SyncMsg::new(&map, change)));
-            match &op {
-                Op::Add { name, port } => {
-                    if let Some(n) = map.get(&crate::map::node_key(name, *port)) {
-                        self.ensure_agent(n);
-                    }
-                }
-                Op::Remove { key } => self.stop_agent(key),
-                _ => {}
-            }
-        }
-        let r = f(&map);
+            f(&map)
+        };
+        self.sync_agents();
         Ok((outcome, r))
+    }
+
+    /// Take `map` (read from ZooKeeper, changed by another index) as the
+    /// current map, unless it is not newer; start and stop agents to match.
+    /// Nothing is sent to the nodes: the index that changed it does.
+    pub fn adopt(self: &Arc<Self>, map: NodeMap) {
+        {
+            let mut current = lock(&self.map);
+            if map.version < current.version || *current == map {
+                return;
+            }
+            tracing::info!(
+                "node map changed by another index server (node_map_version {} -> {})",
+                current.version,
+                map.version
+            );
+            log_changes(&current, &map);
+            *current = map;
+        }
+        self.sync_agents();
+    }
+
+    /// With ZooKeeper: follow the shared map (changes made by the other
+    /// index servers) until `stop` turns true.
+    pub fn watch_store(self: &Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let MapStore::ZooKeeper(zk) = &self.store else {
+            return;
+        };
+        let zk = Arc::clone(zk);
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let follow = zk.watch(move |map| {
+                if let Some(index) = me.upgrade() {
+                    index.adopt(map);
+                }
+            });
+            tokio::select! {
+                _ = follow => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+    }
+
+    /// One agent per node of the map, no more.
+    fn sync_agents(self: &Arc<Self>) {
+        let nodes: Vec<NodeLine> = lock(&self.map).lines();
+        let keys: std::collections::BTreeSet<String> = nodes.iter().map(|n| n.key()).collect();
+        let gone: Vec<String> = lock(&self.agents)
+            .keys()
+            .filter(|k| !keys.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            self.stop_agent(&k);
+        }
+        for n in &nodes {
+            self.ensure_agent(n);
+        }
     }
 
     /// Run `f` on the current map.

@@ -6,7 +6,8 @@
 //! nodes after every change.
 //!
 //! Modules: [`config`] (options), [`map`] (node map and the §8.3 state
-//! machine, pure), [`persist`] (`flare.xml`), [`index`] (shared state: apply,
+//! machine, pure), [`persist`] (`flare.xml`), [`zk`] (the node map in
+//! ZooKeeper), [`index`] (shared state: apply,
 //! save, publish), [`monitor`] (one agent per node: pings and sync delivery),
 //! [`sync`] (`node sync` messages and delivery), [`server`] /
 //! [`connection`] / [`commands`] / [`stats`] (the protocol side). The
@@ -37,7 +38,10 @@
 //! * The monitor's automatic *up* applies only to nodes recorded `down`.
 //! * `stats threads` lists client connections and one entry per node agent
 //!   (type = thread type); `kill <agent id>` resets that agent's connection.
-//! * Only `index-db = file://<dir>`; a relative `data-dir` stays relative.
+//! * `index-db = zookeeper://…`: a change re-reads the map under the lock
+//!   and writes it with a version check ([`zk`]); without a ZooKeeper
+//!   session, changes are refused at once. A relative `data-dir` stays
+//!   relative.
 
 pub mod commands;
 pub mod config;
@@ -51,6 +55,7 @@ pub mod persist;
 pub mod server;
 pub mod stats;
 pub mod sync;
+pub mod zk;
 
 use std::sync::Arc;
 
@@ -58,7 +63,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
 pub use config::{IndexConfig, SPECS};
-pub use index::Index;
+pub use index::{Index, MapStore};
 pub use map::NodeMap;
 
 /// Serve `map` (as loaded from `flare.xml`): start the node agents (pings,
@@ -67,14 +72,16 @@ pub use map::NodeMap;
 /// `metrics`: the bound metrics endpoint (`metrics-port`), if any.
 pub fn start(
     config: IndexConfig,
+    store: MapStore,
     map: NodeMap,
     tcp: TcpListener,
     unix: Option<UnixListener>,
     metrics: Option<TcpListener>,
     stop: watch::Receiver<bool>,
 ) -> (Arc<Index>, tokio::task::JoinHandle<()>) {
-    let index = Index::new(config, map);
+    let index = Index::new(config, store, map);
     index.start_agents();
+    index.watch_store(stop.clone());
     if let Some(listener) = metrics {
         flare_daemon::metrics::spawn(listener, metrics::scrape(&index), stop.clone());
     }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use flare_daemon::{startup, LogHandle, PidFile, Settings};
 
 use flare_daemon::padded;
-use flarei::{config, index, persist, server, Index, IndexConfig, NodeMap, SPECS};
+use flarei::zk::ZkStore;
+use flarei::{config, index, persist, server, Index, IndexConfig, MapStore, NodeMap, SPECS};
 
 /// Column of the values in the start-up banner.
 const BANNER_WIDTH: usize = 26;
@@ -47,7 +48,7 @@ fn main() -> ExitCode {
         tracing::info!("{n}");
     }
 
-    if !config.db_dir.is_dir() {
+    if matches!(config.db, config::IndexDb::File(_)) && !config.db_dir.is_dir() {
         return fail(format!(
             "index-db directory [{}] does not exist or is not a directory",
             config.db_dir.display()
@@ -66,29 +67,14 @@ fn main() -> ExitCode {
     runtime.block_on(run(config, pid_path, log))
 }
 
-async fn run(config: IndexConfig, pid_path: PathBuf, log: LogHandle) -> ExitCode {
+async fn run(mut config: IndexConfig, pid_path: PathBuf, log: LogHandle) -> ExitCode {
+    let (store, map) = match open_store(&mut config).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
     for (name, value) in config.partition_banner() {
         tracing::info!("  {}", padded(name, &value, BANNER_WIDTH));
     }
-    let map = match persist::load(&config.db_dir) {
-        Ok(Some(m)) => {
-            tracing::info!(
-                "node map loaded from {} (node_map_version={}, {} node(s))",
-                persist::state_path(&config.db_dir).display(),
-                m.version,
-                m.len()
-            );
-            m
-        }
-        Ok(None) => {
-            tracing::info!(
-                "{} does not exist: starting with an empty node map",
-                persist::state_path(&config.db_dir).display()
-            );
-            NodeMap::default()
-        }
-        Err(e) => return fail(format!("failed to load the node map: {e}")),
-    };
     index::log_partition_map(&map);
 
     let metrics = match config.metrics {
@@ -111,7 +97,7 @@ async fn run(config: IndexConfig, pid_path: PathBuf, log: LogHandle) -> ExitCode
     };
     let settings = config.settings.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (index, serving) = flarei::start(config, map, tcp, unix, metrics, stop_rx);
+    let (index, serving) = flarei::start(config, store, map, tcp, unix, metrics, stop_rx);
     let pidfile = match PidFile::write(&pid_path) {
         Ok(p) => p,
         Err(e) => return fail(e),
@@ -128,6 +114,57 @@ async fn run(config: IndexConfig, pid_path: PathBuf, log: LogHandle) -> ExitCode
     }
     tracing::info!("flarei stopped");
     ExitCode::SUCCESS
+}
+
+/// The node map and where it is kept: `flare.xml`, or ZooKeeper (whose
+/// `/index/meta` may override the partitioning options).
+async fn open_store(config: &mut IndexConfig) -> Result<(MapStore, NodeMap), String> {
+    let (servers, chroot) = match &config.db {
+        config::IndexDb::File(dir) => {
+            let map = match persist::load(dir) {
+                Ok(Some(m)) => {
+                    tracing::info!(
+                        "node map loaded from {} (node_map_version={}, {} node(s))",
+                        persist::state_path(dir).display(),
+                        m.version,
+                        m.len()
+                    );
+                    m
+                }
+                Ok(None) => {
+                    tracing::info!(
+                        "{} does not exist: starting with an empty node map",
+                        persist::state_path(dir).display()
+                    );
+                    NodeMap::default()
+                }
+                Err(e) => return Err(format!("failed to load the node map: {e}")),
+            };
+            return Ok((MapStore::File(dir.clone()), map));
+        }
+        config::IndexDb::ZooKeeper { servers, chroot } => (servers.clone(), chroot.clone()),
+    };
+    let me = format!("{}:{}", config.server_name, config.server_port);
+    let (zk, map) = ZkStore::open(&servers, &chroot, &me, &config.db_dir)
+        .await
+        .map_err(|e| format!("failed to open the node map in ZooKeeper: {e}"))?;
+    tracing::info!(
+        "node map loaded from ZooKeeper {} (node_map_version={}, {} node(s)); registered as {me}",
+        zk.describe(),
+        map.version,
+        map.len()
+    );
+    let meta = zk
+        .meta()
+        .await
+        .map_err(|e| format!("failed to read /index/meta in ZooKeeper: {e}"))?;
+    for (name, value) in &meta {
+        tracing::info!("{name} = {value} (from ZooKeeper /index/meta/{name})");
+    }
+    config
+        .apply_meta(&meta)
+        .map_err(|e| format!("ZooKeeper /index/meta: {e}"))?;
+    Ok((MapStore::ZooKeeper(zk), map))
 }
 
 /// SIGTERM / SIGINT: stop; SIGHUP: reload the dynamic options.

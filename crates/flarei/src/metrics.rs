@@ -116,7 +116,8 @@ mod tests {
             thread_type: 16,
         };
         let map = crate::NodeMap::from_parts(vec![node], 1, 17);
-        let index = Index::new(config, map);
+        let store = crate::MapStore::File(config.db_dir.clone());
+        let index = Index::new(config, store, map);
         index.start_agents();
         let docs = include_str!("../../../USAGE.md");
         let problems = flare_daemon::metrics::check_names(&scrape(&index).registry(), docs);

@@ -252,7 +252,8 @@ impl Agent {
                     tracing::info!("node {} answers ping again -> bringing it up", self.key);
                     self.run_op(Op::Recover {
                         key: self.key.clone(),
-                    });
+                    })
+                    .await;
                 }
                 self.failures = 0;
             }
@@ -275,14 +276,15 @@ impl Agent {
                     self.run_op(Op::Down {
                         key: self.key.clone(),
                         mode: DownMode::Monitor,
-                    });
+                    })
+                    .await;
                 }
             }
         }
     }
 
-    fn run_op(&self, op: Op) {
-        match self.index.apply(op) {
+    async fn run_op(&self, op: Op) {
+        match self.index.apply(op).await {
             Ok(Outcome::Changed(_)) | Ok(Outcome::Unchanged) => {}
             Err(e) => tracing::error!("monitor operation on node {} failed: {e}", self.key),
         }

@@ -434,7 +434,8 @@ impl Sim {
             .expect("flare.xml")
             .unwrap_or_default();
         let running = spawn_daemon(INDEX, &self.net, l, move |tcp, stop| async move {
-            let (_index, task) = flarei::start(config, map, tcp, None, None, stop);
+            let store = flarei::MapStore::File(config.db_dir.clone());
+            let (_index, task) = flarei::start(config, store, map, tcp, None, None, stop);
             Ok(task)
         });
         self.index.running = Some(running);
