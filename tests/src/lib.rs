@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 pub mod nemesis;
 pub mod netns;
+pub mod zookeeper;
 
 pub use netns::Host;
 
@@ -1502,6 +1503,13 @@ impl LoadClient {
 /// its own temp dir). Nodes are numbered in the order they were added.
 pub struct Cluster {
     pub index: Flarei,
+    /// More index servers sharing the node map with `index` (`index-db =
+    /// zookeeper://…`); nodes name them all in `index-servers`. Index `k`
+    /// of [`Cluster::index_at`] is `more_indexes[k - 1]`.
+    pub more_indexes: Vec<Flarei>,
+    /// The index the helpers ([`Cluster::admin`], [`Cluster::records`],
+    /// [`Cluster::wait_converged`], …) talk to: 0 = `index`.
+    via: usize,
     pub nodes: Vec<Flared>,
     /// Config lines every node gets (after `index-servers`).
     node_conf: String,
@@ -1530,8 +1538,17 @@ impl Cluster {
     /// A cluster of the running `index` and no node yet; `node_conf` as in
     /// [`Cluster::start_with`].
     pub fn with_index(index: Flarei, node_conf: &str) -> Cluster {
+        Cluster::with_indexes(index, Vec::new(), node_conf)
+    }
+
+    /// A cluster of the running index servers `index` and `more` (sharing
+    /// one node map in ZooKeeper) and no node yet; nodes name every index
+    /// in `index-servers`, `index` first.
+    pub fn with_indexes(index: Flarei, more: Vec<Flarei>, node_conf: &str) -> Cluster {
         Cluster {
             index,
+            more_indexes: more,
+            via: 0,
             nodes: Vec::new(),
             node_conf: node_conf.to_string(),
             legacy_index_options: false,
@@ -1553,11 +1570,40 @@ impl Cluster {
                 self.index.host.addr, self.index.port
             )
         } else {
-            format!(
-                "index-servers = {}:{}\n",
-                self.index.host.addr, self.index.port
-            )
+            let all: Vec<String> = std::iter::once(&self.index)
+                .chain(&self.more_indexes)
+                .map(|i| format!("{}:{}", i.host.addr, i.port))
+                .collect();
+            format!("index-servers = {}\n", all.join(","))
         }
+    }
+
+    /// Index server `k` (0 = `index`, then `more_indexes`).
+    pub fn index_at(&self, k: usize) -> &Flarei {
+        match k {
+            0 => &self.index,
+            _ => &self.more_indexes[k - 1],
+        }
+    }
+
+    /// Index server `k`, mutable (to kill or restart it).
+    pub fn index_at_mut(&mut self, k: usize) -> &mut Flarei {
+        match k {
+            0 => &mut self.index,
+            _ => &mut self.more_indexes[k - 1],
+        }
+    }
+
+    /// Number of index servers.
+    pub fn index_count(&self) -> usize {
+        1 + self.more_indexes.len()
+    }
+
+    /// From now on the helpers send their commands to index `k` (e.g. the
+    /// survivor after another index was killed).
+    pub fn via_index(&mut self, k: usize) {
+        assert!(k < self.index_count(), "no index {k}");
+        self.via = k;
     }
 
     /// A flared configured for this cluster but not started (the caller can
@@ -1623,9 +1669,10 @@ impl Cluster {
         self.nodes[i].port
     }
 
-    /// A new connection to the index.
+    /// A new connection to the index (the one chosen with
+    /// [`Cluster::via_index`], by default `index`).
     pub fn index_conn(&self) -> Conn {
-        self.index.connect()
+        self.index_at(self.via).connect()
     }
 
     /// A new connection to node `i`.
