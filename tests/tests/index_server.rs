@@ -6,7 +6,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use flare_e2e::{bin_path, connect_served, run_bounded, Conn, FakeNode, FakeReply, Flarei, WAIT};
+use flare_e2e::{
+    bin_path, connect_served, free_port, run_bounded, Conn, FakeNode, FakeReply, Flarei, WAIT,
+};
 
 /// Fast monitoring for the tests that wait for it.
 const FAST: &str = "monitor-interval = 1\nmonitor-threshold = 2\nmonitor-read-timeout = 300\n";
@@ -850,7 +852,8 @@ fn stale_sync_rejection_is_final_and_newer_maps_replace_older() {
 fn startup_errors_exit_255() {
     let run = |extra: &str| {
         let f = Flarei::configure(extra, &[]);
-        let out = run_bounded(f.command(), Duration::from_secs(15));
+        // (a ZooKeeper session that cannot be made fails after its 10 s)
+        let out = run_bounded(f.command(), Duration::from_secs(30));
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -862,9 +865,20 @@ fn startup_errors_exit_255() {
     assert!(err.contains("hash algorithm"), "{err}");
     let (code, err, _f) = run("key-hash-algorithm = md5\n");
     assert_eq!(code, Some(255), "{err}");
-    let (code, err, _f) = run("index-db = zookeeper://127.0.0.1:2181/flare\n");
+    let (code, err, _f) = run("index-db = zookeeper://no-port/flare\n");
     assert_eq!(code, Some(255), "{err}");
-    assert!(err.contains("not supported"), "{err}");
+    assert!(
+        err.contains("expected zookeeper://host:port[,host:port...]/<path>"),
+        "{err}"
+    );
+    // nothing listens there: the session cannot be made within its timeout
+    let port = free_port();
+    let (code, err, _f) = run(&format!("index-db = zookeeper://127.0.0.1:{port}/flare\n"));
+    assert_eq!(code, Some(255), "{err}");
+    assert!(
+        err.contains("flarei: failed to open the node map in ZooKeeper"),
+        "{err}"
+    );
     let (code, err, _f) = run("partition-type = consistent\n");
     assert_eq!(code, Some(255), "{err}");
     let (code, err, _f) = run("net-read-timeout = 5\n");
