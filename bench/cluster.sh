@@ -4,7 +4,9 @@
 #
 #   1. proxied gets: get-only against the master directly and through the
 #      proxy, in alternation (direct, proxy, direct, proxy, ...), median;
-#      ratio proxy / direct.
+#      ratio proxy / direct. 1b: the same with multi-gets of MGET keys (the
+#      proxy forwards them all to the master: pipelined, not one round trip
+#      per key).
 #   2. replicated sets: set-only against the master without a slave; then the
 #      second node becomes its slave (it copies the master's data first) and
 #      the same set-only workload runs with async replication (the default) and
@@ -32,6 +34,7 @@
 #   DIST (uniform)     key distribution: uniform or zipf
 #   KEYS (100000)      keys preloaded through the master
 #   SIZE (100)         value bytes
+#   MGET (10)          keys per multi-get in workload 1b
 #   BENCH_THREADS (1)  flare-bench runtime threads (1 = current-thread runtime)
 #   PROXY_CONCURRENCY (unset = flared's default, 2)  proxy-concurrency of both nodes
 #   VERIFY_KEYS (2000) keys written with sync replication and read back from the slave
@@ -52,6 +55,7 @@ PIPELINE=${PIPELINE:-1}
 DIST=${DIST:-uniform}
 KEYS=${KEYS:-100000}
 SIZE=${SIZE:-100}
+MGET=${MGET:-10}
 BENCH_THREADS=${BENCH_THREADS:-1}
 PROXY_CONCURRENCY=${PROXY_CONCURRENCY:-}
 VERIFY_KEYS=${VERIFY_KEYS:-2000}
@@ -168,14 +172,14 @@ FAILED=0
 # master and of the other node is counted from before the run until both are
 # idle again.
 run() {
-    local name=$1 round=$2 port=$3 gr=$4 out rc=0 ma mb oa ob ops mcpu ocpu ccpu errs
+    local name=$1 round=$2 port=$3 gr=$4 mg=${5:-1} out rc=0 ma mb oa ob ops mcpu ocpu ccpu errs
     ma=$(cpu_ticks "$MPID")
     oa=$(cpu_ticks "$OPID")
     # the generator runs in a subshell that then reads its children's CPU
     # (cutime + cstime, fields 16 and 17 of its /proc/PID/stat)
     out=$(
         "$BENCH" run -p "$port" --key-prefix s: -k "$KEYS" --value-size "$SIZE" \
-            --get-ratio "$gr" --dist "$DIST" -c "$CONNS" --pipeline "$PIPELINE" \
+            --get-ratio "$gr" --multiget "$mg" --dist "$DIST" -c "$CONNS" --pipeline "$PIPELINE" \
             --threads "$BENCH_THREADS" --duration "$DURATION" --seed "$round" \
             --label "$name/$round" --json || c=$?
         me=$BASHPID # (not inside the pipeline: each of its parts is a new process)
@@ -245,6 +249,12 @@ log "preloaded $KEYS x $SIZE B through the master at $rate sets/s"
 for round in $(seq "$ROUNDS"); do
     run get-direct "$round" "$MPORT" 1
     run get-proxy "$round" "$OPORT" 1
+done
+
+# ---- 1b. multi-gets of MGET keys (all on the master): direct and proxied -----
+for round in $(seq "$ROUNDS"); do
+    run mget-direct "$round" "$MPORT" 1 "$MGET"
+    run mget-proxy "$round" "$OPORT" 1 "$MGET"
 done
 
 # ---- 2. sets: without a slave, then with an async and a sync slave -----------
@@ -383,6 +393,9 @@ row() {
 row get-direct "get ($SIZE B)" master ""
 row get-proxy "get ($SIZE B), proxied" "proxy → master" get-direct
 target "proxied get / direct get: throughput" "$ROW_RATIO" ">=" 0.6
+row mget-direct "get of $MGET keys ($SIZE B)" master ""
+row mget-proxy "get of $MGET keys ($SIZE B), proxied" "proxy → master" mget-direct
+target "proxied multi-get / direct multi-get: throughput" "$ROW_RATIO" ">=" 0.6
 row set-alone "set ($SIZE B), no slave" master ""
 row set-async "set ($SIZE B), async slave" "master → slave" set-alone
 target "set with an async slave / without: throughput" "$ROW_RATIO" ">=" 0.8
@@ -391,7 +404,7 @@ TARGETS+=("| set with a sync slave / without: throughput | ${ROW_RATIO}x | (repo
 
 cat <<EOF
 
-Per-round ops/s (min-max): get direct $(range get-direct 3), proxied $(range get-proxy 3); set alone $(range set-alone 3), async $(range set-async 3), sync $(range set-sync 3).
+Per-round ops/s (min-max): get direct $(range get-direct 3), proxied $(range get-proxy 3); multi-get direct $(range mget-direct 3), proxied $(range mget-proxy 3); set alone $(range set-alone 3), async $(range set-async 3), sync $(range set-sync 3).
 
 ### Targets
 

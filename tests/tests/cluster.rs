@@ -233,6 +233,23 @@ fn two_partitions_route_keys_and_survive_an_index_restart() {
     for conn in conns.iter_mut() {
         conn.expect(format!("get {} nokey\r\n", all.join(" ")).as_bytes(), &want);
     }
+    // more keys than a node keeps forwarded reads in flight (16), with
+    // misses and repeats between them: still exactly in request order
+    let many: Vec<&str> = (0..4)
+        .flat_map(|_| all.iter().copied().chain(["nokey"]))
+        .collect();
+    let mut want_many = Vec::new();
+    for k in many.iter().filter(|k| **k != "nokey") {
+        let v = value_of(k);
+        want_many.extend_from_slice(format!("VALUE {k} 0 {}\r\n", v.len()).as_bytes());
+        want_many.extend_from_slice(&v);
+        want_many.extend_from_slice(b"\r\n");
+    }
+    want_many.extend_from_slice(b"END\r\n");
+    for conn in conns.iter_mut() {
+        conn.expect(format!("get {}\r\n", many.join(" ")).as_bytes(), &want_many);
+        conn.in_sync();
+    }
     // placement: partition-1 keys on the new master only (the old master
     // deletes the moved keys in the background)
     assert_eq!(dump_keys(&dump_sorted(c.port(2))), sorted(&P1));

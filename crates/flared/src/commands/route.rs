@@ -238,13 +238,23 @@ pub async fn forward_read(
     req: &Request,
     key: &[u8],
 ) -> Bytes {
-    let Some(list) = forward_list(node, proxy) else {
-        return Bytes::new();
-    };
+    match try_forward_read(node, dest, proxy, req, key).await {
+        Some(entries) => entries,
+        None => Bytes::new(),
+    }
+}
+
+/// [`forward_read`], telling a failure (`None`, logged) from a miss.
+pub async fn try_forward_read(
+    node: &Node,
+    dest: &str,
+    proxy: Option<&[String]>,
+    req: &Request,
+    key: &[u8],
+) -> Option<Bytes> {
+    let list = forward_list(node, proxy)?;
     let mut wire = BytesMut::new();
-    let Some(kind) = encode_request(&mut wire, Some(&list), req) else {
-        return Bytes::new();
-    };
+    let kind = encode_request(&mut wire, Some(&list), req)?;
     debug_assert!(matches!(kind, ReplyKind::Values | ReplyKind::Keys));
     match node
         .peers
@@ -252,18 +262,18 @@ pub async fn forward_read(
         .await
     {
         Ok(answer) => match answer.strip_suffix(reply::END) {
-            Some(entries) => answer.slice(..entries.len()),
+            Some(entries) => Some(answer.slice(..entries.len())),
             None => {
                 tracing::warn!(
                     "unexpected answer from {dest}: {:?}",
                     String::from_utf8_lossy(&answer)
                 );
-                Bytes::new()
+                None
             }
         },
         Err(e) => {
             tracing::warn!("proxy error on read: {e}");
-            Bytes::new()
+            None
         }
     }
 }
