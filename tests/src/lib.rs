@@ -1189,16 +1189,26 @@ pub const WIKI_FLARED_CONF: &str = "max-connection = 1024\nmutex-slot = 64\nprox
 /// Poll `f` every 50 ms until it holds; fail the test after `limit`.
 /// Returns how long it took.
 #[track_caller]
-pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+pub fn wait_until(what: &str, limit: Duration, f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    assert!(
+        poll_until(limit, f),
+        "timed out after {limit:?} waiting for {what}"
+    );
+    start.elapsed()
+}
+
+/// Poll `f` every 50 ms until it holds (true) or `limit` has passed
+/// (false), for callers that report a timeout their own way.
+pub fn poll_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        if start.elapsed() >= limit {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    start.elapsed()
+    true
 }
 
 /// One node's record as `stats nodes` shows it.
@@ -1209,6 +1219,51 @@ pub struct NodeRec {
     pub partition: i32,
     pub balance: i32,
     pub thread_type: i32,
+}
+
+/// The `flare.xml` document flarei writes (also what ZooKeeper's
+/// `/index/nodemap` holds) for `version`,
+/// the `stats nodes` records `nodes` (in that order) and the next thread
+/// type.
+pub fn flare_xml_doc(version: u64, nodes: &[(String, NodeRec)], next_tt: i32) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\" ?>\n<!DOCTYPE boost_serialization>\n<boost_serialization signature=\"serialization::archive\" version=\"18\">\n",
+    );
+    s.push_str(&format!("<version>{version}</version>\n"));
+    s.push_str("<node_map class_id=\"0\" tracking_level=\"0\" version=\"0\">\n");
+    s.push_str(&format!(
+        "\t<count>{}</count>\n\t<item_version>0</item_version>\n",
+        nodes.len()
+    ));
+    for (i, (key, r)) in nodes.iter().enumerate() {
+        let (name, port) = key.split_once(':').expect("host:port");
+        let role = ["master", "slave", "proxy"]
+            .iter()
+            .position(|x| *x == r.role)
+            .expect("role");
+        let state = ["active", "prepare", "down", "ready"]
+            .iter()
+            .position(|x| *x == r.state)
+            .expect("state");
+        if i == 0 {
+            s.push_str("\t<item class_id=\"1\" tracking_level=\"0\" version=\"0\">\n");
+            s.push_str(&format!("\t\t<first>{key}</first>\n"));
+            s.push_str("\t\t<second class_id=\"2\" tracking_level=\"0\" version=\"0\">\n");
+        } else {
+            s.push_str(&format!(
+                "\t<item>\n\t\t<first>{key}</first>\n\t\t<second>\n"
+            ));
+        }
+        s.push_str(&format!(
+            "\t\t\t<node_server_name>{name}</node_server_name>\n\t\t\t<node_server_port>{port}</node_server_port>\n\t\t\t<node_role>{role}</node_role>\n\t\t\t<node_state>{state}</node_state>\n\t\t\t<node_partition>{}</node_partition>\n\t\t\t<node_balance>{}</node_balance>\n\t\t\t<node_thread_type>{}</node_thread_type>\n",
+            r.partition, r.balance, r.thread_type
+        ));
+        s.push_str("\t\t</second>\n\t</item>\n");
+    }
+    s.push_str(&format!(
+        "</node_map>\n<thread_type>{next_tt}</thread_type>\n</boost_serialization>\n\n"
+    ));
+    s
 }
 
 /// Shorthand for a [`NodeRec`].

@@ -11,9 +11,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::{free_port, run_bounded, wait_until};
+use crate::{free_port, poll_until, run_bounded, wait_until};
 
 /// ZooKeeper's jar (its manifest names the jars it needs).
 pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
@@ -259,30 +259,31 @@ impl ZooKeeper {
     /// Mode standalone, leader or follower. Fails at once if it exited.
     #[track_caller]
     pub fn wait_serving(&mut self, i: usize) {
-        let start = Instant::now();
-        loop {
-            if matches!(
-                self.mode(i).as_deref(),
-                Some("standalone" | "leader" | "follower")
-            ) {
-                return;
-            }
+        let mut exited = None;
+        let served = poll_until(ZK_START, || {
             if let Some(c) = self.servers[i].child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
-                    panic!(
-                        "ZooKeeper server {i} exited ({status}) before serving; its log:\n{}",
-                        self.log(i)
-                    );
+                    exited = Some(status);
+                    return true;
                 }
             }
-            assert!(
-                start.elapsed() < ZK_START,
-                "ZooKeeper server {i} does not serve after {ZK_START:?} (srvr: {:?}); its log:\n{}",
-                self.four_letter(i, "srvr"),
+            matches!(
+                self.mode(i).as_deref(),
+                Some("standalone" | "leader" | "follower")
+            )
+        });
+        if let Some(status) = exited {
+            panic!(
+                "ZooKeeper server {i} exited ({status}) before serving; its log:\n{}",
                 self.log(i)
             );
-            std::thread::sleep(Duration::from_millis(100));
         }
+        assert!(
+            served,
+            "ZooKeeper server {i} does not serve after {ZK_START:?} (srvr: {:?}); its log:\n{}",
+            self.four_letter(i, "srvr"),
+            self.log(i)
+        );
     }
 
     /// Wait (at most `limit`) until server `i` no longer serves (e.g. an

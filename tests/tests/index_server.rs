@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flare_e2e::{
-    bin_path, connect_served, free_port, run_bounded, Conn, FakeNode, FakeReply, Flarei, WAIT,
+    bin_path, connect_served, flare_xml_doc, free_port, run_bounded, Conn, FakeNode, FakeReply,
+    Flarei, WAIT,
 };
 
 /// Fast monitoring for the tests that wait for it.
@@ -388,40 +389,6 @@ fn max_connection_closes_extra_clients() {
     first.in_sync();
 }
 
-/// The `flare.xml` flarei writes for the map of this test.
-fn expected_xml(version: u64, nodes: &[(u16, i32, i32, i32, i32, i32)], next_tt: i32) -> String {
-    let mut s = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\" ?>\n<!DOCTYPE boost_serialization>\n<boost_serialization signature=\"serialization::archive\" version=\"18\">\n",
-    );
-    s.push_str(&format!("<version>{version}</version>\n"));
-    s.push_str("<node_map class_id=\"0\" tracking_level=\"0\" version=\"0\">\n");
-    s.push_str(&format!(
-        "\t<count>{}</count>\n\t<item_version>0</item_version>\n",
-        nodes.len()
-    ));
-    for (i, (port, role, state, p, b, tt)) in nodes.iter().enumerate() {
-        if i == 0 {
-            s.push_str("\t<item class_id=\"1\" tracking_level=\"0\" version=\"0\">\n");
-        } else {
-            s.push_str("\t<item>\n");
-        }
-        s.push_str(&format!("\t\t<first>127.0.0.1:{port}</first>\n"));
-        if i == 0 {
-            s.push_str("\t\t<second class_id=\"2\" tracking_level=\"0\" version=\"0\">\n");
-        } else {
-            s.push_str("\t\t<second>\n");
-        }
-        s.push_str(&format!(
-            "\t\t\t<node_server_name>127.0.0.1</node_server_name>\n\t\t\t<node_server_port>{port}</node_server_port>\n\t\t\t<node_role>{role}</node_role>\n\t\t\t<node_state>{state}</node_state>\n\t\t\t<node_partition>{p}</node_partition>\n\t\t\t<node_balance>{b}</node_balance>\n\t\t\t<node_thread_type>{tt}</node_thread_type>\n"
-        ));
-        s.push_str("\t\t</second>\n\t</item>\n");
-    }
-    s.push_str(&format!(
-        "</node_map>\n<thread_type>{next_tt}</thread_type>\n</boost_serialization>\n\n"
-    ));
-    s
-}
-
 #[test]
 fn node_map_is_persisted_and_reloaded() {
     let mut i = Flarei::start();
@@ -440,11 +407,20 @@ fn node_map_is_persisted_and_reloaded() {
         format!("node role 127.0.0.1 {} master 2 0\r\n", a.port).as_bytes(),
         b"OK\r\n",
     );
-    let mut nodes = vec![(a.port, 0, 0, 0, 2, 16), (b.port, 2, 0, -1, 0, 17)];
-    nodes.sort();
+    let mut nodes = vec![
+        (
+            format!("127.0.0.1:{}", a.port),
+            flare_e2e::rec("master", "active", 0, 2, 16),
+        ),
+        (
+            format!("127.0.0.1:{}", b.port),
+            flare_e2e::rec("proxy", "active", -1, 0, 17),
+        ),
+    ];
+    nodes.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(
         std::fs::read_to_string(i.state_file()).expect("flare.xml"),
-        expected_xml(3, &nodes, 18)
+        flare_xml_doc(3, &nodes, 18)
     );
     c.send(b"stats nodes\r\n");
     let before = c.read_until("END\r\n");

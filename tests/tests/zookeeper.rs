@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use flare_e2e::zookeeper::{ZooKeeper, ZK_START};
 use flare_e2e::{
-    expect_value, rec, wait_until, Cluster, Flarei, LoadClient, NodeRec, FAST_MONITOR, WAIT,
+    expect_value, flare_xml_doc, rec, wait_until, Cluster, Flarei, LoadClient, FAST_MONITOR, WAIT,
 };
 
 /// Longest wait for a failover while another index may hold the ZooKeeper
@@ -96,50 +96,6 @@ fn index_keys(c: &Cluster, ks: &[usize]) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-/// The `flare.xml` document (what `/index/nodemap` holds) for `version`,
-/// the `stats nodes` records `nodes` (in that order) and the next thread
-/// type.
-fn flare_xml(version: u64, nodes: &[(String, NodeRec)], next_tt: i32) -> String {
-    let mut s = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\" ?>\n<!DOCTYPE boost_serialization>\n<boost_serialization signature=\"serialization::archive\" version=\"18\">\n",
-    );
-    s.push_str(&format!("<version>{version}</version>\n"));
-    s.push_str("<node_map class_id=\"0\" tracking_level=\"0\" version=\"0\">\n");
-    s.push_str(&format!(
-        "\t<count>{}</count>\n\t<item_version>0</item_version>\n",
-        nodes.len()
-    ));
-    for (i, (key, r)) in nodes.iter().enumerate() {
-        let (name, port) = key.split_once(':').expect("host:port");
-        let role = ["master", "slave", "proxy"]
-            .iter()
-            .position(|x| *x == r.role)
-            .expect("role");
-        let state = ["active", "prepare", "down", "ready"]
-            .iter()
-            .position(|x| *x == r.state)
-            .expect("state");
-        if i == 0 {
-            s.push_str("\t<item class_id=\"1\" tracking_level=\"0\" version=\"0\">\n");
-            s.push_str(&format!("\t\t<first>{key}</first>\n"));
-            s.push_str("\t\t<second class_id=\"2\" tracking_level=\"0\" version=\"0\">\n");
-        } else {
-            s.push_str(&format!(
-                "\t<item>\n\t\t<first>{key}</first>\n\t\t<second>\n"
-            ));
-        }
-        s.push_str(&format!(
-            "\t\t\t<node_server_name>{name}</node_server_name>\n\t\t\t<node_server_port>{port}</node_server_port>\n\t\t\t<node_role>{role}</node_role>\n\t\t\t<node_state>{state}</node_state>\n\t\t\t<node_partition>{}</node_partition>\n\t\t\t<node_balance>{}</node_balance>\n\t\t\t<node_thread_type>{}</node_thread_type>\n",
-            r.partition, r.balance, r.thread_type
-        ));
-        s.push_str("\t\t</second>\n\t</item>\n");
-    }
-    s.push_str(&format!(
-        "</node_map>\n<thread_type>{next_tt}</thread_type>\n</boost_serialization>\n\n"
-    ));
-    s
 }
 
 /// `/index/nodemap` of `chroot` as text.
@@ -256,7 +212,7 @@ fn two_indexes_share_one_map() {
         )
     );
     assert_eq!(zk.zk_children(chroot), Some(vec!["index".to_string()]));
-    assert_eq!(nodemap(&zk, chroot), Some(flare_xml(0, &[], 16)));
+    assert_eq!(nodemap(&zk, chroot), Some(flare_xml_doc(0, &[], 16)));
     let mut conn = a.connect();
     conn.expect(b"stats nodes\r\n", b"END\r\n");
     assert_eq!(conn.map_version(), 0);
@@ -271,7 +227,7 @@ fn two_indexes_share_one_map() {
     let mut conn = b.connect();
     conn.expect(b"stats nodes\r\n", b"END\r\n");
     assert_eq!(conn.map_version(), 0);
-    assert_eq!(nodemap(&zk, chroot), Some(flare_xml(0, &[], 16)));
+    assert_eq!(nodemap(&zk, chroot), Some(flare_xml_doc(0, &[], 16)));
 
     // registration (through either index: flared picks one at random)
     let mut c = Cluster::with_indexes(a, vec![b], "");
@@ -325,7 +281,7 @@ fn two_indexes_share_one_map() {
     // the znode holds the same map
     let records = c.records();
     assert_eq!(records.len(), 2, "{records:?}");
-    assert_eq!(nodemap(&zk, chroot), Some(flare_xml(v, &records, 19)));
+    assert_eq!(nodemap(&zk, chroot), Some(flare_xml_doc(v, &records, 19)));
 }
 
 /// kill -9 of one index: the other one still detects a master's kill -9 and
@@ -534,7 +490,7 @@ fn concurrent_changes_through_both_indexes_lose_nothing() {
     assert_eq!(v, v0 + ok, "{ok} changes answered OK");
     c.wait_converged(WAIT);
     let records = c.records();
-    assert_eq!(nodemap(&zk, chroot), Some(flare_xml(v, &records, 19)));
+    assert_eq!(nodemap(&zk, chroot), Some(flare_xml_doc(v, &records, 19)));
 }
 
 /// A 3-server ensemble: with one server killed changes work through both
@@ -678,7 +634,10 @@ fn migration_from_file_index_keeps_the_map() {
     c.wait_converged(WAIT);
     wait_value(&c, s, "foo", b"1");
     let records = c.records();
-    assert_eq!(nodemap(&zk, chroot), Some(flare_xml(after.1, &records, 19)));
+    assert_eq!(
+        nodemap(&zk, chroot),
+        Some(flare_xml_doc(after.1, &records, 19))
+    );
 
     // a second index with the old flare.xml in its data dir: the znode
     // exists, so it is not seeded again
@@ -690,5 +649,8 @@ fn migration_from_file_index_keeps_the_map() {
     drop(conn);
     b.kill9();
     assert_eq!(view(&c, 0), after);
-    assert_eq!(nodemap(&zk, chroot), Some(flare_xml(after.1, &records, 19)));
+    assert_eq!(
+        nodemap(&zk, chroot),
+        Some(flare_xml_doc(after.1, &records, 19))
+    );
 }

@@ -156,20 +156,15 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<u8, AdminError> {
 }
 
 /// `behind` per node from the index's `stats threads` (its monitor entries).
-async fn behind_by_peer(ctx: &Ctx) -> BTreeMap<String, String> {
+async fn behind_by_peer(idx: &mut crate::client::Client) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let Ok(mut idx) = ctx.index().await else {
-        return out;
-    };
     if let Ok(threads) = idx.stats("threads").await {
-        for (peer, fields) in group_threads(&threads) {
-            let _ = peer;
+        for (_, fields) in group_threads(&threads) {
             if let (Some(p), Some(b)) = (fields.get("peer"), fields.get("behind")) {
                 out.insert(p.clone(), b.clone());
             }
         }
     }
-    idx.close().await;
     out
 }
 
@@ -204,15 +199,16 @@ pub async fn stats(ctx: &Ctx, a: StatsArgs) -> Result<u8, AdminError> {
         if round > 0 {
             tokio::time::sleep(Duration::from_secs(a.wait)).await;
         }
-        let nodes = {
+        // the map and the agents' `behind`, on one connection to the index
+        let (nodes, behind) = {
             let mut idx = ctx.index().await?;
             let mut n = idx.nodes().await?;
+            let behind = behind_by_peer(&mut idx).await;
             idx.close().await;
             crate::client::sort_nodes(&mut n);
             n.retain(|n| a.nodes.is_empty() || a.nodes.contains(&n.key()));
-            n
+            (n, behind)
         };
-        let behind = behind_by_peer(ctx).await;
         let stats = all_stats(ctx, &nodes).await;
         let now = Instant::now();
         let width = nodes
